@@ -1,3 +1,5 @@
 from lookalike.cli import main
 
-raise SystemExit(main())
+# Guarded: spawned helper processes (lookalike.face_parallel) re-import the main module.
+if __name__ == "__main__":
+    raise SystemExit(main())

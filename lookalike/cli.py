@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 # Each module defines `add_commands(subparsers)`, setting `func(args) -> int` on its parsers.
-COMMAND_MODULES = ("lookalike.product_cli", "lookalike.face_cli")
+COMMAND_MODULES = ("lookalike.product_cli", "lookalike.face_cli", "lookalike.train_cli")
 
 
 class UserError(Exception):

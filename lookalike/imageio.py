@@ -11,12 +11,11 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 #: Largest image accepted, in pixels (about a 60-megapixel photo). Larger ones are refused before
 #: decoding: a "decompression bomb" of a few KB could otherwise claim gigabytes of memory.
@@ -58,6 +57,8 @@ def _open(source: ImageSource) -> Image.Image:
         raise ImageError(f"{name} is too large to process safely ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image file (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # a recognised header cut short or malformed
+        raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({exc})") from None
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

@@ -6,8 +6,9 @@ so callers can ask a model how to feed it and how to read its distances without 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 KINDS = ("product", "face")
 

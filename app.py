@@ -1,0 +1,332 @@
+"""lookalike's web app: product search and face verification in one Gradio Blocks page.
+
+Run `python app.py` (add `--share` for a public link); on Hugging Face Spaces the same file runs as is.
+Models and the product index load once at start-up and are warmed; each request only embeds its photo.
+Uploaded photos are deleted as soon as their request ends: a session keeps only the query embedding
+(to re-rank when scope or top-k change) and face distances (to re-judge when the threshold moves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from lookalike.imageio import ImageError, load_image
+from lookalike.paths import REPO_ROOT
+from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html
+from lookalike.search import ProductSearcher
+from lookalike.verify import FaceVerifier
+from model_zoo import get_face_cfg, list_face_models
+
+log = logging.getLogger("lookalike.app")
+DEFAULT_INDEX = REPO_ROOT / "index"
+EXAMPLES = REPO_ROOT / "assets" / "examples"
+DEFAULT_FACE_MODEL = "dlib_resnet"
+UPLOAD_SOURCES = ["upload", "webcam", "clipboard"]
+
+
+# ---------------------------------------------------------------- uploads: read once, then delete
+def _gradio_upload_root() -> Path:
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def _file_payloads(payload: Any) -> Iterator[dict]:
+    """Every Gradio FileData dict inside an input payload (an image, or an editor's layers)."""
+    if isinstance(payload, dict):
+        if payload.get("path") or str(payload.get("url") or "").startswith("data:"):
+            yield payload
+        else:
+            for value in payload.values():
+                yield from _file_payloads(value)
+    elif isinstance(payload, list):
+        for value in payload:
+            yield from _file_payloads(value)
+
+
+def _read_upload(payload: Any, what: str):
+    """The image a user sent, decoded by our own loader so bad files get our specific messages."""
+    if isinstance(payload, dict) and "background" in payload:  # image editor: the cropped composite wins
+        payload = payload.get("composite") or payload.get("background")
+    if not payload:
+        raise gr.Error(f"Add {what} first (upload, webcam or paste).")
+    url = str(payload.get("url") or "")
+    if not payload.get("path") and url.startswith("data:"):
+        return load_image(base64.b64decode(url.split(",", 1)[1]))
+    path = Path(payload["path"])
+    if not path.exists():
+        raise gr.Error(f"{what.capitalize()} was deleted after the last request (uploads are not kept): add it again.")
+    return load_image(path)
+
+
+def _delete_uploads(*payloads: Any) -> None:
+    """Remove the request's uploaded files; only ever inside Gradio's own upload folder."""
+    root = _gradio_upload_root()
+    for payload in payloads:
+        for file in _file_payloads(payload):
+            path = Path(file.get("path") or "")
+            if path.is_file() and path.resolve().is_relative_to(root):
+                path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Show a specific message for anything the user can fix; never a stack trace."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ImageError, ValueError, FileNotFoundError) as exc:
+        raise gr.Error(str(exc)) from None
+    except Exception as exc:
+        log.exception("request failed")
+        raise gr.Error(f"Internal error ({type(exc).__name__}); the app is still running, please try again.") from None
+
+
+# ---------------------------------------------------------------- services loaded once at start-up
+@dataclass
+class Services:
+    searcher: ProductSearcher | None
+    index_problem: str
+    face_models: list[str]
+    _verifiers: dict[str, FaceVerifier] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def verifier(self, name: str) -> FaceVerifier:
+        with self._lock:
+            if name not in self._verifiers:
+                self._verifiers[name] = FaceVerifier(model=name)
+            return self._verifiers[name]
+
+
+def _load_product_index(index_dir: Path, catalog: str | None) -> tuple[ProductSearcher | None, str]:
+    from lookalike.index_build import build_index, index_exists
+
+    if not index_exists(index_dir) and catalog:
+        log.info("no index at %s: building it from %s", index_dir, catalog)
+        build_index(Path(catalog), index_dir)
+    try:
+        return ProductSearcher.load(index_dir), ""
+    except (FileNotFoundError, ValueError) as exc:
+        hint = (
+            f"No product index ({exc}). Build one with `python index_builder.py CATALOG_DIR --out {index_dir}`, "
+            "or start the app with LOOKALIKE_CATALOG=CATALOG_DIR to build it now."
+        )
+        return None, hint
+
+
+def load_services(index_dir: Path, catalog: str | None, warm_up: bool = True) -> Services:
+    searcher, problem = _load_product_index(index_dir, catalog)
+    services = Services(searcher, problem, list_face_models(available_only=True))
+    if warm_up:
+        blank = np.full((224, 224, 3), 200, dtype=np.uint8)
+        if searcher is not None:
+            searcher.search(blank, top_k=1)
+        services.verifier(DEFAULT_FACE_MODEL).warm_up()
+    return services
+
+
+# ---------------------------------------------------------------- product tab
+def _gallery(result) -> list[tuple[str, str]]:
+    return [(hit.path, hit_caption(hit.category, hit.similarity, hit.title, hit.price)) for hit in result.results]
+
+
+def make_search(services: Services) -> Callable:
+    def search(query: Any, scope: str, top_k: float, request: gr.Request | None = None):
+        """Search the catalog for the items most like the query photo (optionally cropped)."""
+        try:
+            with _user_errors():
+                if services.searcher is None:
+                    raise gr.Error(services.index_problem)
+                vector = services.searcher.embed(_read_upload(query, "a query photo"))
+        finally:
+            _delete_uploads(query)
+        return rerank(vector, scope, top_k)
+
+    def rerank(vector: np.ndarray | None, scope: str, top_k: float):
+        """Re-run the search from the session's stored embedding: no photo needed."""
+        if vector is None or services.searcher is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), vector
+        with _user_errors():
+            result = services.searcher.search_vector(vector, top_k=int(top_k), scope=scope)
+        labels = {label: prob for label, prob in result.categories}
+        details = [hit.to_dict() for hit in result.results]
+        return labels, _gallery(result), "Select an item to see its details.", details, vector
+
+    return search, rerank
+
+
+def show_details(details: list[dict] | None, evt: gr.SelectData) -> str:
+    if not details or evt.index is None or evt.index >= len(details):
+        return ""
+    return hit_details(details[evt.index])
+
+
+# ---------------------------------------------------------------- face tab
+def make_verify(services: Services) -> Callable:
+    def verify(image1: Any, image2: Any, model: str, threshold: float):
+        """Tell whether two photos show the same person; returns verdict, distance and face crops."""
+        try:
+            with _user_errors():
+                photos = [_read_upload(image1, "the first photo"), _read_upload(image2, "the second photo")]
+                result = services.verifier(model).verify(*photos, threshold=float(threshold))
+        finally:
+            _delete_uploads(image1, image2)
+        boxed = [
+            draw_boxes(photo, face.all_boxes, face.index) for photo, face in zip(photos, result.faces, strict=False)
+        ]
+        crops = [(face.aligned, f"photo {i + 1}") for i, face in enumerate(result.faces)]
+        note = faces_note([f.count for f in result.faces], [f.index for f in result.faces])
+        if note:
+            gr.Warning(note)
+        summary = {"distance": result.distance, "metric": services.verifier(model).metric}
+        return (
+            verdict_html(result.distance, result.threshold, summary["metric"]),
+            boxed[0],
+            boxed[1],
+            crops,
+            note,
+            summary,
+        )
+
+    return verify
+
+
+def rejudge(summary: dict | None, threshold: float) -> str:
+    """Moving the slider re-judges the last pair without recomputing anything."""
+    if not summary:
+        return gr.skip()
+    return verdict_html(summary["distance"], float(threshold), summary["metric"])
+
+
+def threshold_slider(model: str) -> dict:
+    cfg = get_face_cfg(model)
+    return gr.update(
+        minimum=0.0, maximum=cfg["distance_max"], value=cfg["threshold"], step=cfg["distance_max"] / 200
+    )
+
+
+# ---------------------------------------------------------------- layout
+def _product_examples(services: Services, count: int = 6) -> list[str]:
+    return services.searcher.example_paths(count) if services.searcher else []
+
+
+def build_demo(services: Services) -> gr.Blocks:
+    search, rerank = make_search(services)
+    verify = make_verify(services)
+    face_cfg = get_face_cfg(DEFAULT_FACE_MODEL)
+    with gr.Blocks(title="lookalike", delete_cache=(60, 120)) as demo:
+        gr.Markdown("# lookalike\nFind products that look like a photo; check whether two photos show the same person.")
+        with gr.Tab("Product search"):
+            if services.searcher is None:
+                gr.Markdown(f"**{services.index_problem}**")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    query = gr.ImageEditor(
+                        label="Query photo (crop to the item you want)",
+                        sources=UPLOAD_SOURCES,
+                        transforms=("crop",),
+                        brush=False,
+                        eraser=False,
+                        layers=False,
+                        elem_id="query",
+                    )
+                    with gr.Row():
+                        scope = gr.Radio(["category", "all"], value="category", label="Search scope")
+                        top_k = gr.Slider(1, 100, value=30, step=1, label="Results")
+                    search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
+                    categories = gr.Label(num_top_classes=5, label="Predicted category")
+                with gr.Column(scale=2):
+                    gallery = gr.Gallery(
+                        label="Most similar catalog items", columns=6, height="auto", elem_id="results"
+                    )
+                    details_md = gr.Markdown()
+            examples = _product_examples(services)
+            if examples:
+                gr.Examples([[{"background": p, "layers": [], "composite": p}] for p in examples], [query])
+            vector = gr.State(None)
+            details = gr.State([])
+            outputs = [categories, gallery, details_md, details, vector]
+            search_btn.click(search, [query, scope, top_k], outputs, api_name="search", preprocess=False)
+            for control in (scope, top_k):
+                control.change(rerank, [vector, scope, top_k], outputs, api_visibility="private")
+            gallery.select(show_details, [details], details_md, api_visibility="private")
+
+        with gr.Tab("Face verification"):
+            with gr.Row():
+                image1 = gr.Image(label="Photo 1", sources=UPLOAD_SOURCES, elem_id="face1")
+                image2 = gr.Image(label="Photo 2", sources=UPLOAD_SOURCES, elem_id="face2")
+            with gr.Row():
+                model = gr.Dropdown(services.face_models, value=DEFAULT_FACE_MODEL, label="Face model")
+                threshold = gr.Slider(
+                    0.0,
+                    face_cfg["distance_max"],
+                    value=face_cfg["threshold"],
+                    step=face_cfg["distance_max"] / 200,
+                    label="Threshold (same person when distance ≤ threshold)",
+                )
+            verify_btn = gr.Button("Verify", variant="primary", elem_id="verify-btn")
+            verdict = gr.HTML(elem_id="verdict")
+            note = gr.Markdown()
+            with gr.Row():
+                boxed1 = gr.Image(label="Faces found in photo 1", interactive=False)
+                boxed2 = gr.Image(label="Faces found in photo 2", interactive=False)
+                crops = gr.Gallery(label="Aligned faces compared", columns=2, height=220)
+            gr.Examples([[str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "astronaut_variant.jpg")]], [image1, image2])
+            summary = gr.State(None)
+            verify_btn.click(
+                verify,
+                [image1, image2, model, threshold],
+                [verdict, boxed1, boxed2, crops, note, summary],
+                api_name="verify",
+                preprocess=False,
+            )
+            model.change(threshold_slider, model, threshold, api_visibility="private")
+            threshold.release(rejudge, [summary, threshold], verdict, api_visibility="private")
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, default=Path(os.environ.get("LOOKALIKE_INDEX", DEFAULT_INDEX)))
+    parser.add_argument("--catalog", default=os.environ.get("LOOKALIKE_CATALOG"),
+                        help="catalog folder to index at start-up when the index is missing")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--auth", help="USER:PASS required to open the app")
+    parser.add_argument("--max-file-size", default="10mb", help="largest upload accepted, e.g. 10mb")
+    parser.add_argument("--concurrency", type=int, default=2, help="requests processed at once")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    services = load_services(args.index, args.catalog)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo = build_demo(services)
+    demo.queue(default_concurrency_limit=args.concurrency).launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        max_file_size=args.max_file_size,
+        allowed_paths=services.searcher.catalog_roots() if services.searcher else [],
+        show_error=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

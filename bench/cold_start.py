@@ -1,0 +1,53 @@
+"""App cold start: seconds from `python app.py --index DIR` to the first HTTP answer on its port.
+
+That span covers imports, loading the index and models, the warm-up requests and Gradio's start,
+i.e. what a user waits for after a restart (the index itself is already built).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_cold_start(index_dir: Path, timeout: float = 300.0) -> float:
+    """Launch the app on a free localhost port, time until it answers, then stop it."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "app.py", "--index", str(index_dir), "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    # output goes to a file, not a pipe: a chatty app never blocks on a full pipe
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while time.perf_counter() - start < timeout:
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"app exited with {process.returncode}: {log.read()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                        return time.perf_counter() - start
+                except OSError:
+                    time.sleep(0.2)
+            raise TimeoutError(f"app did not answer within {timeout:.0f} s")
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,164 @@
+"""Search a product index with a photo: embed -> rank categories -> Annoy candidates -> exact re-rank.
+
+Similarity. Vectors are unit length, so Annoy's angular distance d is their Euclidean distance,
+d = sqrt(2 - 2 cos). Each hit reports that `distance` and `similarity = 1 - d^2 / 4 = (1 + cos) / 2`,
+the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unrelated, 0: opposite).
+
+Scope. "category" searches only the category the head ranks first (one Annoy index per category),
+"all" the whole catalog. Annoy proposes `max(OVERFETCH * top_k, MIN_CANDIDATES)` candidates; they are
+re-scored exactly against the stored vectors, so ANN error can only drop items, never misorder them.
+
+A searcher is loaded once and is safe to query from several threads: the index is read-only after
+loading (Annoy's Python queries are thread-safe, spotify/annoy#260), and the model runs under
+`torch.inference_mode` in eval mode.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.imageio import ImageSource, load_image
+from lookalike.product_index import LoadedIndex, load_index
+from model_zoo.product_embedders import ProductEmbedder, create_embedder
+
+SCOPES = ("category", "all")
+DEFAULT_SCOPE = "category"
+OVERFETCH = 4
+MIN_CANDIDATES = 100
+CATEGORIES_SHOWN = 5
+
+
+@dataclass
+class Hit:
+    rank: int
+    id: int
+    path: str
+    category: str
+    product_id: str
+    title: str
+    price: str
+    url: str
+    similarity: float
+    distance: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    model: str
+    scope: str
+    categories: list[tuple[str, float]]
+    results: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "scope": self.scope,
+            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
+            "results": [hit.to_dict() for hit in self.results],
+            "timings_ms": self.timings_ms,
+        }
+
+
+def _ms(start: float) -> float:
+    return round(1000.0 * (time.perf_counter() - start), 2)
+
+
+class ProductSearcher:
+    def __init__(self, index: LoadedIndex, embedder: ProductEmbedder) -> None:
+        self.index, self.embedder = index, embedder
+        self._labels = np.asarray([row["category"] for row in index.rows])
+        self._number = {category: i for i, category in enumerate(index.categories)}
+
+    @classmethod
+    def load(cls, index_dir: str | Path, embedder: ProductEmbedder | None = None) -> ProductSearcher:
+        """Load an index and the embedder it was built with (raises IndexMissingError / IndexCorruptError)."""
+        index = load_index(Path(index_dir))
+        return cls(index, embedder or create_embedder(**index.manifest["embedder"]))
+
+    @property
+    def model(self) -> str:
+        return self.index.manifest["model"]
+
+    def embed(self, image: ImageSource) -> np.ndarray:
+        """The query's unit vector [dim]; keep it to re-run `search_vector` without the photo."""
+        return self.embedder.embed([load_image(image)])[0]
+
+    def _scope_ids(self, scope: str, category: str) -> tuple[int | None, np.ndarray | None]:
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        if scope == "all":
+            return None, None
+        return self._number[category], np.flatnonzero(self._labels == category)
+
+    def exact_ids(self, vector: np.ndarray, top_k: int, scope: str, category: str) -> list[int]:
+        """Brute-force top-k ids in the scope (the reference the ANN recall is measured against)."""
+        _, ids = self._scope_ids(scope, category)
+        ids = np.arange(len(self._labels)) if ids is None else ids
+        scores = self.index.vectors[ids] @ vector
+        return [int(i) for i in ids[np.argsort(-scores, kind="stable")[:top_k]]]
+
+    def search_vector(self, vector: np.ndarray, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        ranking = self.index.head.rank(vector)
+        timings["categorize"] = _ms(start)
+        number, _ = self._scope_ids(scope, ranking[0][0])
+        start = time.perf_counter()
+        wanted = max(OVERFETCH * top_k, MIN_CANDIDATES)
+        found = self.index.annoy[number].get_nns_by_vector(
+            vector.tolist(), wanted, search_k=wanted * self.index.manifest["trees"]
+        )
+        candidates = np.asarray(found, dtype=np.int64)
+        timings["ann"] = _ms(start)
+        start = time.perf_counter()
+        cosine = self.index.vectors[candidates] @ vector if len(candidates) else np.zeros(0, np.float32)
+        order = np.argsort(-cosine, kind="stable")[:top_k]
+        hits = [self._hit(rank, int(candidates[i]), float(cosine[i])) for rank, i in enumerate(order, 1)]
+        timings["rerank"] = _ms(start)
+        return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings)
+
+    def _hit(self, rank: int, item_id: int, cosine: float) -> Hit:
+        row = self.index.rows[item_id]
+        cosine = min(max(cosine, -1.0), 1.0)
+        return Hit(
+            rank=rank,
+            id=item_id,
+            path=row["path"],
+            category=row["category"],
+            product_id=row["product_id"] or "",
+            title=row["title"] or "",
+            price=row["price"] or "",
+            url=row["url"] or "",
+            similarity=round((1.0 + cosine) / 2.0, 6),
+            distance=round(float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine))), 6),
+        )
+
+    def search(self, image: ImageSource, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
+        """The top_k catalog items most like `image`, most similar first."""
+        start = time.perf_counter()
+        vector = self.embed(image)
+        embed_ms = _ms(start)
+        result = self.search_vector(vector, top_k, scope)
+        result.timings_ms = {"embed": embed_ms, **result.timings_ms, "total": _ms(start)}
+        return result
+
+    def example_paths(self, count: int) -> list[str]:
+        """One photo from each of the first `count` categories: example queries for a demo."""
+        first: dict[str, str] = {}
+        for row in self.index.rows:
+            first.setdefault(row["category"], row["path"])
+        return [first[category] for category in sorted(first)[:count]]
+
+    def catalog_roots(self) -> list[str]:
+        """The folders holding the catalog photos (what a web app may serve)."""
+        return sorted({str(Path(row["path"]).parent) for row in self.index.rows})

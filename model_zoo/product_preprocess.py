@@ -1,0 +1,49 @@
+"""Turn RGB photos into the normalised square tensors a product backbone expects.
+
+The resize policy matters for products: `squash` keeps the whole item in view (a centre crop can cut
+off the ends of a belt or a tie), `pad` keeps the aspect ratio on a white background (as on a shop
+page), `crop` is the usual ImageNet centre crop. The policy is part of an index's recorded config,
+so queries are always prepared the way the catalog was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+RESIZE_POLICIES = ("squash", "pad", "crop")
+PAD_COLOUR = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str = "squash"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize policy must be one of {RESIZE_POLICIES}, got {self.resize!r}")
+
+    def square(self, image: Image.Image) -> Image.Image:
+        """`image` as a size x size RGB image, following the resize policy."""
+        target = (self.size, self.size)
+        if self.resize == "squash":
+            return image.resize(target, Image.Resampling.BICUBIC)
+        if self.resize == "pad":
+            return ImageOps.pad(image, target, Image.Resampling.BICUBIC, color=PAD_COLOUR)
+        return ImageOps.fit(image, target, Image.Resampling.BICUBIC)
+
+    def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """A float32 [N, 3, size, size] batch, normalised with the model's mean and std."""
+        pixels = np.stack([np.asarray(self.square(image), dtype=np.float32) for image in images]) / 255.0
+        pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,100 @@
+"""`projected`: a frozen backbone plus the triplet-trained projection head of `train-embedding`.
+
+The checkpoint names its backbone, so the model is rebuilt from the file alone, as a face model
+(`create_face_model("projected", weights=CKPT)`: the backbone's own crop and alignment feed it; the
+128-d alpha-scaled embedding it was trained to produce) or as a product embedder
+(`create_embedder("projected", weights=CKPT)`, e.g. `index_builder.py --model projected --weights
+CKPT`: unit vectors, as the index stores them).
+Importing this module registers the name; `model_zoo/__init__.py` must import it for the app and
+the face engine's helper processes to see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lookalike.projection_head import ProjectionHead, load_checkpoint
+from model_zoo.face_embedders import FaceModel, Weights, create_face_model
+from model_zoo.face_weights import resolve_weights
+from model_zoo.registry import WeightsUnavailableError, register
+
+ALPHA = 10.0  # the report's scale; checkpoints carry their own
+
+
+def _load(path: Path) -> tuple[ProjectionHead, dict]:
+    try:
+        return load_checkpoint(path)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise WeightsUnavailableError(f"cannot load projected from {path}: {exc}") from None
+
+
+@register(
+    "face",
+    "projected",
+    description="frozen face backbone + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT",
+    dim=128,
+    metric="euclidean",
+    threshold=None,  # each checkpoint carries the threshold measured in its cross-validated evaluation
+    weights_source=None,
+    weights_file=None,
+    distance_max=2 * ALPHA,
+    sweep=(0.5, 2 * ALPHA, 0.1),
+)
+class ProjectedFaceModel(FaceModel):
+    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        self._head, checkpoint = _load(path)
+        backbone = checkpoint["backbone"]
+        if backbone["kind"] != "face":
+            raise WeightsUnavailableError(f"{path} was trained on {backbone['kind']} features, not faces")
+        self.backbone = create_face_model(backbone["name"])
+        merged = {
+            **self.backbone.cfg,
+            **cfg,
+            "dim": self._head.linear.out_features,
+            "threshold": checkpoint["metrics"].get("threshold"),
+            "distance_max": 2 * self._head.alpha,
+        }
+        super().__init__(name, merged)
+
+    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), np.float32)
+        return self._head.project(self.backbone.embed_faces(aligned))
+
+
+class ProjectedProductEmbedder:
+    """A product embedder's features through the trained head, as unit vectors (what the index stores)."""
+
+    def __init__(self, weights: Weights, size: int | None, flip: bool | None, resize: str | None) -> None:
+        from model_zoo.product_embedders import create_embedder
+
+        path = resolve_weights("projected", None, None, weights)
+        self._head, checkpoint = _load(path)
+        backbone = checkpoint["backbone"]
+        if backbone["kind"] != "product":
+            raise WeightsUnavailableError(f"{path} was trained on {backbone['kind']} features, not products")
+        self.backbone = create_embedder(backbone["name"], size=size, flip=flip, resize=resize)
+        self.name = "projected"
+        self.dim = self._head.linear.out_features
+        self.config = {**self.backbone.config, "name": self.name, "weights": str(Path(path).resolve())}
+
+    def embed(self, images: Sequence, batch_size: int | None = None) -> np.ndarray:
+        return self._head.project(self.backbone.embed(images, batch_size)) / self._head.alpha
+
+
+@register(
+    "product",
+    "projected",
+    description="product embedder + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT",
+    size=None,
+    flip=None,
+    resize=None,
+)
+def create_projected_product(weights: Weights = None, **cfg: Any) -> ProjectedProductEmbedder:
+    return ProjectedProductEmbedder(weights, cfg.get("size"), cfg.get("flip"), cfg.get("resize"))

@@ -1,0 +1,159 @@
+"""The app as its users meet it: started as a process, called through its named API and in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lookalike.paths import REPO_ROOT
+
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+CATEGORIES = ("watches", "sunglasses", "handbags")
+PER_CATEGORY = 36
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"app not up after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def catalog(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small catalog of real photos (symlinked, not copied), enough for 30 results per category."""
+    root = tmp_path_factory.mktemp("catalog")
+    for category in CATEGORIES:
+        (root / category).mkdir()
+        for photo in sorted((data_root / "products" / category).glob("*.jpg"))[:PER_CATEGORY]:
+            (root / category / photo.name).symlink_to(photo)
+    return root
+
+
+@pytest.fixture(scope="module")
+def app_url(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app started the way a user starts it, building its index from LOOKALIKE_CATALOG."""
+    work = tmp_path_factory.mktemp("app")
+    port = _free_port()
+    log = work / "app.log"
+    env = {
+        **os.environ,
+        "LOOKALIKE_CATALOG": str(catalog),
+        "GRADIO_TEMP_DIR": str(work / "gradio"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "app.py", "--index", str(work / "index"), "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    uploads = list((work / "gradio").rglob("*.jpg")) if (work / "gradio").exists() else []
+    leftovers = [p for p in uploads if "query" in p.name or "face" in p.name]
+    assert not leftovers, f"uploaded photos were kept on the server: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False, download_files=False)
+
+
+def _editor(path: Path) -> dict:
+    from gradio_client import handle_file
+
+    return {"background": handle_file(str(path)), "layers": [], "composite": None}
+
+
+def test_api_search_returns_30_captioned_items(client, data_root: Path) -> None:
+    query = sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]
+    labels, gallery, _details = client.predict(_editor(query), "category", 30, api_name="/search")
+    assert labels["label"] == "watches"
+    assert len(gallery) == 30
+    assert all("%" in item["caption"] for item in gallery)
+
+
+def test_api_verify_gives_a_verdict(client, data_root: Path) -> None:
+    from gradio_client import handle_file
+
+    faces = data_root / "faces" / "Colin_Powell"
+    same, other = sorted(faces.glob("*.jpg"))[:2]
+    verdict, *_ = client.predict(handle_file(str(same)), handle_file(str(other)), "dlib_resnet", 0.6,
+                                 api_name="/verify")
+    assert "Same person" in verdict
+
+
+def test_api_bad_upload_gets_specific_error(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a photo at all")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(_editor(fake), "all", 10, api_name="/search")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(handle_file(str(fake)), handle_file(str(fake)), "dlib_resnet", 0.6, api_name="/verify")
+
+
+@pytest.mark.browser
+def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
+    """Headless Debian Chromium: search fills the gallery with 30 items; verify shows a verdict."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    query = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
+    face1, face2 = sorted((data_root / "faces" / "Colin_Powell").glob("*.jpg"))[:2]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(app_url)
+        page.locator("#query input[type=file]").first.set_input_files(str(query))
+        page.locator("#search-btn").click()
+        expect(page.locator("#results img")).to_have_count(30, timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "product_search.png"), full_page=True)
+
+        page.get_by_role("tab", name="Face verification").click()
+        page.locator("#face1 input[type=file]").set_input_files(str(face1))
+        page.locator("#face2 input[type=file]").set_input_files(str(face2))
+        page.locator("#verify-btn").click()
+        expect(page.locator("#verdict")).to_contain_text("Same person", timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "face_verification.png"), full_page=True)
+        browser.close()

