@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,30 +26,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def app_cold_start(index_dir: Path, timeout: float = 300.0) -> float:
-    """Launch the app on a free localhost port, time until it answers, then stop it."""
+@contextmanager
+def launched_app(index_dir: Path, timeout: float = 300.0) -> Iterator[tuple[str, float]]:
+    """Run the app on a free localhost port; yield its URL and the seconds it took to answer."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     command = [sys.executable, "app.py", "--index", str(index_dir), "--host", "127.0.0.1"]
     command += ["--port", str(port)]
+    url = f"http://127.0.0.1:{port}/"
     # output goes to a file, not a pipe: a chatty app never blocks on a full pipe
     with tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while time.perf_counter() - start < timeout:
+            while True:
+                if time.perf_counter() - start > timeout:
+                    raise TimeoutError(f"app did not answer within {timeout:.0f} s")
                 if process.poll() is not None:
                     log.seek(0)
                     raise RuntimeError(f"app exited with {process.returncode}: {log.read()[-2000:]}")
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
-                        return time.perf_counter() - start
+                    with urllib.request.urlopen(url, timeout=2):
+                        break
                 except OSError:
                     time.sleep(0.2)
-            raise TimeoutError(f"app did not answer within {timeout:.0f} s")
+            yield url, time.perf_counter() - start
         finally:
             process.terminate()
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def app_cold_start(index_dir: Path, timeout: float = 300.0) -> float:
+    """Seconds from launch to the first HTTP answer (the app is stopped again)."""
+    with launched_app(index_dir, timeout) as (_url, seconds):
+        return seconds

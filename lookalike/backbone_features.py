@@ -52,12 +52,12 @@ def face_features(paths: list[Path], model: str) -> np.ndarray:
     One process: the engine's helper processes only know the models `model_zoo/__init__` imports.
     """
     from lookalike.face_cache import EmbeddingCache, file_sha256
-    from lookalike.face_eval import _embed_missing
+    from lookalike.face_eval import embed_missing
     from model_zoo.face_embedders import get_face_cfg
 
     cache = EmbeddingCache(model, get_face_cfg(model))
     hashes = [file_sha256(p) for p in paths]
-    _embed_missing(paths, hashes, cache, model, None, processes=1)
+    embed_missing(paths, hashes, cache, model, None, processes=1)
     return np.stack([cache.get(h)[0] for h in hashes]).astype(np.float32)
 
 

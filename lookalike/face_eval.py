@@ -35,7 +35,7 @@ class FaceEvaluation:
     same: np.ndarray
 
 
-def _embed_missing(
+def embed_missing(
     paths: list[Path],
     hashes: list[str],
     cache: EmbeddingCache,
@@ -80,7 +80,7 @@ def evaluate(
     cfg = get_face_cfg(model)
     cache = EmbeddingCache(model, cfg, weights)
     hashes = [file_sha256(p) for p in paths]
-    embedded, seconds = _embed_missing(paths, hashes, cache, model, weights, processes)
+    embedded, seconds = embed_missing(paths, hashes, cache, model, weights, processes)
 
     row = {image: i for i, image in enumerate(images)}
     vectors = np.stack([cache.get(h)[0] for h in hashes])

@@ -19,9 +19,9 @@ def similarity_percent(similarity: float) -> str:
 
 def hit_caption(category: str, similarity: float, title: str | None = None, price: str | None = None) -> str:
     """One gallery caption: what it is, how close, and the shop details when the catalog has them."""
-    parts = [title or category, similarity_percent(similarity)]
+    parts = [similarity_percent(similarity), title or category]  # the score first: captions get cut short
     if title:
-        parts.insert(1, category)
+        parts.append(category)
     if price not in (None, ""):
         parts.append(str(price))
     return " · ".join(parts)

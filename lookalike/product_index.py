@@ -22,6 +22,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from lookalike.category_head import CategoryHead
+from lookalike.mlp_category_head import MlpCategoryHead, load_head
 
 FORMAT = "lookalike.product-index/1"
 METRIC = "angular"  # Annoy's angular distance on unit vectors is their Euclidean distance
@@ -92,7 +93,7 @@ class LoadedIndex:
     manifest: dict
     rows: list[dict]
     vectors: np.ndarray
-    head: CategoryHead
+    head: CategoryHead | MlpCategoryHead
     categories: list[str]  # category number -> name (the order of the per-category Annoy files)
     annoy: dict[int | None, AnnoyIndex]  # None: the whole catalog
 
@@ -114,7 +115,7 @@ def load_index(index_dir: Path) -> LoadedIndex:
         raise IndexCorruptError(f"{folder} is not a product index of format {FORMAT}")
     try:
         vectors = np.load(_part(folder, "vectors.npy"), allow_pickle=False)
-        head = CategoryHead.load(_part(folder, "head.npz"))
+        head = load_head(_part(folder, "head.npz"))
         db = sqlite3.connect(f"file:{_part(folder, 'catalog.sqlite')}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
         try:

@@ -43,7 +43,7 @@ def refit_winner(splits: FeatureSplits, best: VariantResult) -> VariantResult:
     x_seen = np.concatenate([splits.train[0], splits.val[0]])
     y_seen = np.concatenate([splits.train[1], splits.val[1]])
     return VariantResult(
-        architecture=f"{best.architecture}, refit on train+val (installed)",
+        architecture=f"{best.architecture}, refit on train+val (what --install installs)",
         optimizer=best.optimizer,
         lr=best.lr,
         stop_epoch=best.best_epoch,

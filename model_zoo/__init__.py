@@ -1,5 +1,6 @@
 """Model zoo: registered embedders for product search and face verification."""
 
+from model_zoo import imagenet_faces, projected  # noqa: F401  (register their models)
 from model_zoo.face_embedders import (
     FaceModel,
     create_face_model,

@@ -40,6 +40,8 @@ def _load(path: Path) -> tuple[ProjectionHead, dict]:
     dim=128,
     metric="euclidean",
     threshold=None,  # each checkpoint carries the threshold measured in its cross-validated evaluation
+    alignment="dlib_chip",  # both face backbones it trains on read dlib face chips
+    input_size=None,  # the checkpoint's backbone decides (150 for dlib_resnet, 224 for EfficientNet)
     weights_source=None,
     weights_file=None,
     distance_max=2 * ALPHA,

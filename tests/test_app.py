@@ -19,6 +19,7 @@ from lookalike.paths import REPO_ROOT
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CATEGORIES = ("watches", "sunglasses", "handbags")
 PER_CATEGORY = 36
+UPLOADED: set[str] = set()  # names of the photos the tests send; none may stay on the server
 
 
 def _free_port() -> int:
@@ -78,9 +79,8 @@ def app_url(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     finally:
         process.terminate()
         process.wait(timeout=30)
-    uploads = list((work / "gradio").rglob("*.jpg")) if (work / "gradio").exists() else []
-    leftovers = [p for p in uploads if "query" in p.name or "face" in p.name]
-    assert not leftovers, f"uploaded photos were kept on the server: {leftovers}"
+    kept = {p.name for p in (work / "gradio").rglob("*")} & UPLOADED
+    assert not kept, f"uploaded photos were kept on the server: {kept}"
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,7 @@ def _editor(path: Path) -> dict:
 
 def test_api_search_returns_30_captioned_items(client, data_root: Path) -> None:
     query = sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]
+    UPLOADED.add(query.name)
     labels, gallery, _details = client.predict(_editor(query), "category", 30, api_name="/search")
     assert labels["label"] == "watches"
     assert len(gallery) == 30
@@ -109,6 +110,7 @@ def test_api_verify_gives_a_verdict(client, data_root: Path) -> None:
 
     faces = data_root / "faces" / "Colin_Powell"
     same, other = sorted(faces.glob("*.jpg"))[:2]
+    UPLOADED.update({same.name, other.name})
     verdict, *_ = client.predict(handle_file(str(same)), handle_file(str(other)), "dlib_resnet", 0.6,
                                  api_name="/verify")
     assert "Same person" in verdict
@@ -125,6 +127,12 @@ def test_api_bad_upload_gets_specific_error(client, tmp_path: Path) -> None:
         client.predict(handle_file(str(fake)), handle_file(str(fake)), "dlib_resnet", 0.6, api_name="/verify")
 
 
+def _upload(page, selector: str, photo: Path) -> None:
+    """Choose a file in an image input, as a user picking it in the file dialog."""
+    page.locator(f"{selector} input[type=file]").first.set_input_files(str(photo))
+    page.wait_for_timeout(3000)  # the component reads and renders the photo before the click
+
+
 @pytest.mark.browser
 def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
     """Headless Debian Chromium: search fills the gallery with 30 items; verify shows a verdict."""
@@ -138,6 +146,7 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     query = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
     face1, face2 = sorted((data_root / "faces" / "Colin_Powell").glob("*.jpg"))[:2]
+    UPLOADED.update({query.name, face1.name, face2.name})
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium,
@@ -145,14 +154,15 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(app_url)
-        page.locator("#query input[type=file]").first.set_input_files(str(query))
+        expect(page.locator("#search-btn")).to_be_visible(timeout=60_000)
+        _upload(page, "#query", query)
         page.locator("#search-btn").click()
         expect(page.locator("#results img")).to_have_count(30, timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "product_search.png"), full_page=True)
 
         page.get_by_role("tab", name="Face verification").click()
-        page.locator("#face1 input[type=file]").set_input_files(str(face1))
-        page.locator("#face2 input[type=file]").set_input_files(str(face2))
+        _upload(page, "#face1", face1)
+        _upload(page, "#face2", face2)
         page.locator("#verify-btn").click()
         expect(page.locator("#verdict")).to_contain_text("Same person", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "face_verification.png"), full_page=True)
