@@ -2,8 +2,9 @@
 
 Run `python app.py` (add `--share` for a public link); on Hugging Face Spaces the same file runs as is.
 Models and the product index load once at start-up and are warmed; each request only embeds its photo.
-Uploaded photos are deleted as soon as their request ends: a session keeps only the query embedding
-(to re-rank when scope or top-k change) and face distances (to re-judge when the threshold moves).
+The app never writes uploaded photos anywhere; Gradio's copies are purged after LOOKALIKE_UPLOAD_TTL seconds.
+A session keeps only the query embedding (to re-rank when scope or top-k change) and the last face distance
+(to re-judge when the threshold moves), never the photos.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import argparse
 import base64
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,26 +35,12 @@ DEFAULT_INDEX = REPO_ROOT / "index"
 EXAMPLES = REPO_ROOT / "assets" / "examples"
 DEFAULT_FACE_MODEL = "dlib_resnet"
 UPLOAD_SOURCES = ["upload", "webcam", "clipboard"]
+#: Seconds an upload may stay in Gradio's cache before it is purged. Uploads are stored by content hash
+#: and shared by every request that sends the same photo, so they are purged by age, never per request.
+UPLOAD_TTL_S = int(os.environ.get("LOOKALIKE_UPLOAD_TTL", 120))
 
 
 # ---------------------------------------------------------------- uploads: read once, then delete
-def _gradio_upload_root() -> Path:
-    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
-
-
-def _file_payloads(payload: Any) -> Iterator[dict]:
-    """Every Gradio FileData dict inside an input payload (an image, or an editor's layers)."""
-    if isinstance(payload, dict):
-        if payload.get("path") or str(payload.get("url") or "").startswith("data:"):
-            yield payload
-        else:
-            for value in payload.values():
-                yield from _file_payloads(value)
-    elif isinstance(payload, list):
-        for value in payload:
-            yield from _file_payloads(value)
-
-
 def _read_upload(payload: Any, what: str):
     """The image a user sent, decoded by our own loader so bad files get our specific messages."""
     if isinstance(payload, dict) and "background" in payload:  # image editor: the cropped composite wins
@@ -66,18 +52,8 @@ def _read_upload(payload: Any, what: str):
         return load_image(base64.b64decode(url.split(",", 1)[1]))
     path = Path(payload["path"])
     if not path.exists():
-        raise gr.Error(f"{what.capitalize()} was deleted after the last request (uploads are not kept): add it again.")
+        raise gr.Error(f"{what.capitalize()} was purged (uploads are kept {UPLOAD_TTL_S} s): add it again.")
     return load_image(path)
-
-
-def _delete_uploads(*payloads: Any) -> None:
-    """Remove the request's uploaded files; only ever inside Gradio's own upload folder."""
-    root = _gradio_upload_root()
-    for payload in payloads:
-        for file in _file_payloads(payload):
-            path = Path(file.get("path") or "")
-            if path.is_file() and path.resolve().is_relative_to(root):
-                path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -145,13 +121,10 @@ def _gallery(result) -> list[tuple[str, str]]:
 def make_search(services: Services) -> Callable:
     def search(query: Any, scope: str, top_k: float, request: gr.Request | None = None):
         """Search the catalog for the items most like the query photo (optionally cropped)."""
-        try:
-            with _user_errors():
-                if services.searcher is None:
-                    raise gr.Error(services.index_problem)
-                vector = services.searcher.embed(_read_upload(query, "a query photo"))
-        finally:
-            _delete_uploads(query)
+        with _user_errors():
+            if services.searcher is None:
+                raise gr.Error(services.index_problem)
+            vector = services.searcher.embed(_read_upload(query, "a query photo"))
         return rerank(vector, scope, top_k)
 
     def rerank(vector: np.ndarray | None, scope: str, top_k: float):
@@ -177,12 +150,9 @@ def show_details(details: list[dict] | None, evt: gr.SelectData) -> str:
 def make_verify(services: Services) -> Callable:
     def verify(image1: Any, image2: Any, model: str, threshold: float):
         """Tell whether two photos show the same person; returns verdict, distance and face crops."""
-        try:
-            with _user_errors():
-                photos = [_read_upload(image1, "the first photo"), _read_upload(image2, "the second photo")]
-                result = services.verifier(model).verify(*photos, threshold=float(threshold))
-        finally:
-            _delete_uploads(image1, image2)
+        with _user_errors():
+            photos = [_read_upload(image1, "the first photo"), _read_upload(image2, "the second photo")]
+            result = services.verifier(model).verify(*photos, threshold=float(threshold))
         boxed = [
             draw_boxes(photo, face.all_boxes, face.index) for photo, face in zip(photos, result.faces, strict=False)
         ]
@@ -226,7 +196,7 @@ def build_demo(services: Services) -> gr.Blocks:
     search, rerank = make_search(services)
     verify = make_verify(services)
     face_cfg = get_face_cfg(DEFAULT_FACE_MODEL)
-    with gr.Blocks(title="lookalike", delete_cache=(60, 120)) as demo:
+    with gr.Blocks(title="lookalike", delete_cache=(max(1, UPLOAD_TTL_S // 2), UPLOAD_TTL_S)) as demo:
         gr.Markdown("# lookalike\nFind products that look like a photo; check whether two photos show the same person.")
         with gr.Tab("Product search"):
             if services.searcher is None:

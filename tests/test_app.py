@@ -19,6 +19,7 @@ from lookalike.paths import REPO_ROOT
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CATEGORIES = ("watches", "sunglasses", "handbags")
 PER_CATEGORY = 36
+UPLOAD_TTL_S = 6
 UPLOADED: set[str] = set()  # names of the photos the tests send; none may stay on the server
 
 
@@ -63,6 +64,7 @@ def app_url(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "LOOKALIKE_CATALOG": str(catalog),
         "GRADIO_TEMP_DIR": str(work / "gradio"),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "LOOKALIKE_UPLOAD_TTL": str(UPLOAD_TTL_S),
     }
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -76,11 +78,13 @@ def app_url(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         _wait_until_up(url, process, log)
         yield url
+        deadline = time.monotonic() + 3 * UPLOAD_TTL_S  # the purge runs every TTL/2 for files older than TTL
+        while (kept := {p.name for p in (work / "gradio").rglob("*")} & UPLOADED) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not kept, f"uploaded photos were kept on the server: {kept}"
     finally:
         process.terminate()
         process.wait(timeout=30)
-    kept = {p.name for p in (work / "gradio").rglob("*")} & UPLOADED
-    assert not kept, f"uploaded photos were kept on the server: {kept}"
 
 
 @pytest.fixture(scope="module")
