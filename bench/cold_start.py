@@ -27,10 +27,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def launched_app(index_dir: Path, timeout: float = 300.0) -> Iterator[tuple[str, float]]:
-    """Run the app on a free localhost port; yield its URL and the seconds it took to answer."""
+def launched_app(
+    index_dir: Path, timeout: float = 300.0, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, float]]:
+    """Run the app on a free localhost port; yield its URL and the seconds it took to answer.
+
+    `env` adds to the environment (a catalog to index at start-up, an upload TTL, ...).
+    """
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     command = [sys.executable, "app.py", "--index", str(index_dir), "--host", "127.0.0.1"]
     command += ["--port", str(port)]
     url = f"http://127.0.0.1:{port}/"

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.cold_start import launched_app
 from lookalike.paths import REPO_ROOT
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
@@ -21,25 +18,6 @@ CATEGORIES = ("watches", "sunglasses", "handbags")
 PER_CATEGORY = 36
 UPLOAD_TTL_S = 6
 UPLOADED: set[str] = set()  # names of the photos the tests send; none may stay on the server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"app not up after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -57,34 +35,17 @@ def catalog(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app_url(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app started the way a user starts it, building its index from LOOKALIKE_CATALOG."""
     work = tmp_path_factory.mktemp("app")
-    port = _free_port()
-    log = work / "app.log"
     env = {
-        **os.environ,
         "LOOKALIKE_CATALOG": str(catalog),
         "GRADIO_TEMP_DIR": str(work / "gradio"),
-        "GRADIO_ANALYTICS_ENABLED": "False",
         "LOOKALIKE_UPLOAD_TTL": str(UPLOAD_TTL_S),
     }
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "app.py", "--index", str(work / "index"), "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url, process, log)
+    with launched_app(work / "index", timeout=240.0, env=env) as (url, _seconds):
         yield url
         deadline = time.monotonic() + 3 * UPLOAD_TTL_S  # the purge runs every TTL/2 for files older than TTL
         while (kept := {p.name for p in (work / "gradio").rglob("*")} & UPLOADED) and time.monotonic() < deadline:
             time.sleep(1)
         assert not kept, f"uploaded photos were kept on the server: {kept}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
