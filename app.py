@@ -14,6 +14,7 @@ import base64
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,13 +104,23 @@ def _load_product_index(index_dir: Path, catalog: str | None) -> tuple[ProductSe
 
 
 def load_services(index_dir: Path, catalog: str | None, warm_up: bool = True) -> Services:
+    """Product index and default face model, loaded (and warmed) before the server starts any thread:
+    the face helpers are then forked with the loaded model instead of importing and loading their own."""
+    start = time.perf_counter()
     searcher, problem = _load_product_index(index_dir, catalog)
     services = Services(searcher, problem, list_face_models(available_only=True))
+    product_loaded = time.perf_counter()
+    verifier = services.verifier(DEFAULT_FACE_MODEL)
+    face_loaded = time.perf_counter()
     if warm_up:
-        blank = np.full((224, 224, 3), 200, dtype=np.uint8)
         if searcher is not None:
-            searcher.search(blank, top_k=1)
-        services.verifier(DEFAULT_FACE_MODEL).warm_up()
+            searcher.search(np.full((224, 224, 3), 200, dtype=np.uint8), top_k=1)
+        verifier.warm_up()
+    log.info(
+        "loaded in %.1f s: product index %.1f s, face model and helpers %.1f s, warm-up %.1f s",
+        time.perf_counter() - start, product_loaded - start, face_loaded - product_loaded,
+        time.perf_counter() - face_loaded,
+    )
     return services
 
 

@@ -1,5 +1,7 @@
 """Warm latency of `FaceVerifier.verify` on two 250x250 LFW photos, against baselines timed in the
-same run: the same verify in one process (no helper), and MTCNN detection alone on both photos.
+same run: the same verify in one process (no helper), MTCNN detection alone on both photos, and the
+embedding alone (both aligned faces and their mirror images) in our torch port of dlib's network
+against dlib's own runtime (what `dlib_resnet` ran on before the port).
 
     python bench/face_verify_latency.py [--runs 30] [--model dlib_resnet]
 
@@ -24,6 +26,8 @@ from lookalike.imageio import load_image  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
 from lookalike.verify import FaceVerifier  # noqa: E402
 from model_zoo.face_detection import FaceDetector  # noqa: E402
+from model_zoo.face_embedders import create_face_model, get_face_cfg  # noqa: E402
+from model_zoo.face_weights import dlib_model_path  # noqa: E402
 
 
 def percentiles(call: Callable[[], object], runs: int, warm: int = 3) -> tuple[float, float]:
@@ -65,10 +69,27 @@ def main() -> None:
         lambda: [detector.detect(i) for i in images], args.runs
     )
 
+    import dlib
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)  # as in the verify helpers; dlib's runtime runs on one thread too
+    model = create_face_model(args.model)
+    if model.name == "dlib_resnet":
+        pixels = [np.asarray(image) for image in images]
+        chips = [np.asarray(model.align(p, detector.detect(i)[0].box)) for p, i in zip(pixels, images, strict=True)]
+        chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+        rows["embedding only, 4 chips, torch port"] = percentiles(lambda: model.embed_faces(chips[:2]), args.runs)
+        path = dlib_model_path(get_face_cfg(model.name)["weights_file"])
+        native = dlib.face_recognition_model_v1(str(path))
+        rows["embedding only, 4 chips, dlib runtime"] = percentiles(
+            lambda: native.compute_face_descriptor(chips), args.runs
+        )
+
     main_p50 = next(iter(rows.values()))[0]
-    print(f"\n{'path':36} {'p50 ms':>8} {'p95 ms':>8} {'p50 / verify':>13}")
+    print(f"\n{'path':40} {'p50 ms':>8} {'p95 ms':>8} {'p50 / verify':>13}")
     for label, (p50, p95) in rows.items():
-        print(f"{label:36} {p50:8.1f} {p95:8.1f} {p50 / main_p50:13.2f}")
+        print(f"{label:40} {p50:8.1f} {p95:8.1f} {p50 / main_p50:13.2f}")
 
 
 if __name__ == "__main__":

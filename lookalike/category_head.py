@@ -1,8 +1,12 @@
-"""The category head: multinomial logistic regression on catalog embeddings, trained at build time.
+"""The category head: multinomial logistic regression on catalog embeddings, trained at build time,
+blended with a vote of the query's nearest catalog photos.
 
-It ranks categories for a query so the search can be narrowed to the likeliest one. Accuracy is
-measured on a stratified held-out part of the catalog, then the head is refit on everything.
-Stored as plain arrays (.npz, no pickle), so loading an index never runs code from a file.
+It ranks categories for a query so the search can be narrowed to the likeliest one. The regression
+sees the catalog as a whole; the neighbour vote sees the few photos most like this query, which
+catches products a category's average misses. Blending the two was chosen by 5-fold cross-validation
+on the catalog half of shared/data/products (never on the queries); see `NeighbourVote`.
+Accuracy is measured on a stratified held-out part of the catalog, then the head is refit on
+everything. Stored as plain arrays (.npz, no pickle), so loading an index never runs code from a file.
 """
 
 from __future__ import annotations
@@ -20,6 +24,43 @@ from lookalike.splits import SPLIT_SEED
 #: Inverse regularisation, chosen by 5-fold CV on the catalog half of shared/data/products (C in 3..1000).
 DEFAULT_C = 30.0
 HELD_OUT_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class NeighbourVote:
+    """The k nearest catalog photos vote for their categories, each with weight exp(cosine / temperature);
+    the vote's share `weight` is blended with the head's probabilities.
+
+    Defaults measured by 5-fold cross-validation on the catalog half of shared/data/products
+    (efficientnet_lite0, 1757 photos; grid k 5..40, temperature 0.02..0.1, weight 0..0.65, C 10..100):
+    head alone 0.9237, head + vote 0.9260. `weight=0` turns the vote off.
+    """
+
+    k: int = 5
+    temperature: float = 0.05
+    weight: float = 0.2
+
+    def blend(self, head_probs: np.ndarray, similarities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """[N, classes] probabilities from the head's [N, classes] and each query's neighbours:
+        `similarities` (cosine) and `labels` (category numbers), both [N, <= k]."""
+        if self.weight == 0 or similarities.size == 0:
+            return head_probs
+        votes = np.zeros_like(head_probs)
+        strength = np.exp((similarities - similarities.max(axis=1, keepdims=True)) / self.temperature)
+        rows = np.repeat(np.arange(len(votes)), similarities.shape[1])
+        np.add.at(votes, (rows, labels.reshape(-1)), strength.reshape(-1))
+        votes /= votes.sum(axis=1, keepdims=True)
+        return (1.0 - self.weight) * head_probs + self.weight * votes
+
+
+def nearest(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by cosine of unit vectors: (similarities [N, k], indices into `base` [N, k])."""
+    scores = np.atleast_2d(queries) @ base.T
+    k = min(k, base.shape[0])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    return np.take_along_axis(scores, top, axis=1), top
 
 
 @dataclass
@@ -61,21 +102,36 @@ class CategoryHead:
 
 
 def held_out_accuracy(
-    vectors: np.ndarray, labels: list[str], c: float = DEFAULT_C, fraction: float = HELD_OUT_FRACTION
+    vectors: np.ndarray,
+    labels: list[str],
+    c: float = DEFAULT_C,
+    vote: NeighbourVote | None = None,
+    fraction: float = HELD_OUT_FRACTION,
 ) -> dict[str, float | int | None]:
-    """Accuracy of a head trained without a stratified `fraction` of the catalog, on that fraction.
+    """Accuracy of the head (alone, and blended with `vote` as search uses it) trained without a
+    stratified `fraction` of the catalog, on that fraction.
 
     None when the catalog is too small to hold any out (a category with a single photo, or fewer
     held-out photos than categories).
     """
+    vote = vote or NeighbourVote()
     counts = Counter(labels)
     n_test = round(fraction * len(labels))
     too_few = min(counts.values()) < 2 or min(n_test, len(labels) - n_test) < len(counts)
     if len(counts) < 2 or too_few:
-        return {"accuracy": None, "held_out": 0}
+        return {"accuracy": None, "head_only_accuracy": None, "held_out": 0}
     train, test = train_test_split(
         np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=SPLIT_SEED
     )
     head = CategoryHead.fit(vectors[train], [labels[i] for i in train], c)
-    predicted = np.asarray(head.classes)[head.predict_proba(vectors[test]).argmax(axis=1)]
-    return {"accuracy": float(np.mean(predicted == np.asarray(labels)[test])), "held_out": len(test)}
+    truth = np.asarray(labels)[test]
+    head_probs = head.predict_proba(vectors[test])
+    similarities, neighbours = nearest(vectors[train], vectors[test], vote.k)
+    numbers = np.searchsorted(head.classes, np.asarray(labels)[train])[neighbours]
+    blended = vote.blend(head_probs, similarities, numbers)
+    classes = np.asarray(head.classes)
+    return {
+        "accuracy": float(np.mean(classes[blended.argmax(axis=1)] == truth)),
+        "head_only_accuracy": float(np.mean(classes[head_probs.argmax(axis=1)] == truth)),
+        "held_out": len(test),
+    }

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.face_pipeline import PIPELINE_VERSION
 from lookalike.paths import cache_dir
 
 # cfg keys that change how a distance is read, not the embedding itself
@@ -23,6 +24,7 @@ def file_sha256(path: Path) -> str:
 
 def _config_tag(model: str, cfg: dict[str, Any], weights: str | os.PathLike | None) -> str:
     key: dict[str, Any] = {k: v for k, v in cfg.items() if k not in _NOT_EMBEDDING}
+    key["pipeline"] = PIPELINE_VERSION
     if weights is not None:
         stat = Path(weights).stat()
         key["weights"] = [str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns]

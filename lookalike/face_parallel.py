@@ -1,10 +1,16 @@
 """Embed several photos at once in helper processes, one photo per process at a time.
 
-dlib's network holds the GIL through its whole forward pass (~130 ms a face on this CPU), so threads
-cannot overlap two faces; processes can. Each helper runs torch on one thread: MTCNN with two
-intra-op threads on a busy 2-core machine was measured at 2.4 s a photo against 73 ms on one thread,
-and leaving the face work to helpers keeps the caller's own torch settings untouched. Helpers are
-spawned (not forked), so a multi-threaded server never forks a lock held by another thread.
+A photo's face work is a chain of small steps (MTCNN's three networks and the Python between them,
+dlib's landmarks and chip, the embedding), much of it holding the GIL, so threads barely overlap two
+photos; processes do (verify of two 250x250 photos: p50 118 ms in two helpers, 153 ms in one process,
+`bench/face_verify_latency.py`). Each helper runs torch on one thread: MTCNN with two intra-op threads
+on a busy 2-core machine was measured at 2.4 s a photo against 73 ms on one thread, and leaving the
+face work to helpers keeps the caller's own torch settings untouched.
+
+How helpers start. While the caller has a single thread (a server at start-up), they are forked right
+away and inherit the caller's loaded pipeline: no second import of torch and dlib, no second model
+load (this is most of what the app's cold start saved). Once other threads run, a fork could copy a
+lock another thread holds, so helpers are spawned instead and load their own pipeline.
 """
 
 from __future__ import annotations
@@ -36,13 +42,19 @@ class EmbedJob:
 _HELPER: FacePipeline | None = None  # each helper process's own pipeline
 
 
-def _start_helper(model: str, weights: Weights) -> None:
+def _start_helper(model: str, weights: Weights, inherited: FacePipeline | None) -> None:
     import torch
 
     torch.set_num_threads(1)  # the helper shares the machine with the caller's thread
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     global _HELPER
-    _HELPER = FacePipeline(model, weights)
+    _HELPER = inherited or FacePipeline(model, weights)
+
+
+def _start_method() -> str:
+    """"fork" while only this thread runs (and the platform has it), else "spawn"."""
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    return "fork" if forkable and threading.active_count() == 1 else "spawn"
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -55,6 +67,10 @@ def _exit_with_parent(parent: int) -> None:
 def _helper_embed(job: EmbedJob) -> FaceEmbedding:
     assert _HELPER is not None, "helper process started without its pipeline"
     return _run(_HELPER, job)
+
+
+def _helper_ready() -> None:
+    assert _HELPER is not None, "helper process started without its pipeline"
 
 
 def _helper_warm_up() -> None:
@@ -75,13 +91,18 @@ class ParallelFacePipeline:
         self.local = FacePipeline(model, weights)  # loads here first: bad weights fail in the caller
         self.processes = processes or min(2, os.cpu_count() or 1)
         self._pool = None
+        self.start_method = _start_method()
         if self.processes > 1:
+            forked = self.start_method == "fork"
             self._pool = ProcessPoolExecutor(
                 self.processes,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=multiprocessing.get_context(self.start_method),
                 initializer=_start_helper,
-                initargs=(model, weights),
+                initargs=(model, weights, self.local if forked else None),
             )
+            if forked:  # fork every helper now, while no other thread can hold a lock
+                for future in [self._pool.submit(_helper_ready) for _ in range(self.processes)]:
+                    future.result()
 
     def run(self, jobs: Sequence[EmbedJob]) -> list[FaceEmbedding]:
         """Embed every job, results in order; errors surface in job order (first photo first)."""

@@ -15,6 +15,10 @@ from PIL import Image
 from model_zoo.face_detection import Detection, FaceDetector, centre_box
 from model_zoo.face_embedders import FaceModel, Weights, create_face_model
 
+#: Bump when detection, the choice of face or alignment change what a photo embeds to: the evaluation's
+#: embedding cache is keyed by it, so a changed pipeline never scores stale vectors.
+PIPELINE_VERSION = 2
+
 
 class NoFaceError(ValueError):
     """No face was found in an image; the message names the image."""

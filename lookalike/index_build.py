@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from lookalike import product_index
 from lookalike.catalog_embedding import EmbeddedCatalog, Progress, embed_catalog
 from lookalike.catalog_source import read_catalog
-from lookalike.category_head import DEFAULT_C, CategoryHead, held_out_accuracy
+from lookalike.category_head import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy
 from lookalike.product_index import index_exists
 from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL, ProductEmbedder, create_embedder
 
@@ -113,6 +114,7 @@ def build_index(
     size: int | None = None,
     flip: bool | None = None,
     embedder: ProductEmbedder | None = None,
+    vote: NeighbourVote | None = None,
     progress: Progress | None = None,
     show_bar: bool = True,
 ) -> dict:
@@ -125,7 +127,8 @@ def build_index(
     if not embedded.items:
         raise ValueError(f"no readable image in {catalog}: {len(embedded.skipped)} files skipped")
     labels = [item.category for item in embedded.items]
-    accuracy = held_out_accuracy(embedded.vectors, labels)
+    vote = vote or NeighbourVote()
+    accuracy = held_out_accuracy(embedded.vectors, labels, vote=vote)
     head = CategoryHead.fit(embedded.vectors, labels)
     seconds = time.perf_counter() - started
     report = {
@@ -139,7 +142,9 @@ def build_index(
         "counts": dict(sorted(Counter(labels).items())),
         "category_order": head.classes,
         "head": {"kind": "logistic_regression", "C": DEFAULT_C, "held_out_accuracy": accuracy["accuracy"],
+                 "held_out_head_only_accuracy": accuracy["head_only_accuracy"],
                  "held_out": accuracy["held_out"], "refit_on": len(labels)},
+        "neighbour_vote": asdict(vote),
         "catalog": str(manifest or catalog),
         "build_seconds": round(seconds, 2),
         "images_per_second": round(len(items) / seconds, 2),
@@ -174,6 +179,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="input resolution (default: the model's)")
     parser.add_argument("--no-flip", dest="flip", action="store_false", default=None,
                         help="embed without the mirror-image test-time augmentation")
+    parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
+                        help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
     return parser.parse_args(argv)
 
@@ -183,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     report = build_index(
         args.catalog, args.out, model=args.model, manifest=args.manifest, trees=args.trees,
         batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip,
+        vote=NeighbourVote(weight=args.vote_weight),
     )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -4,7 +4,10 @@ Similarity. Vectors are unit length, so Annoy's angular distance d is their Eucl
 d = sqrt(2 - 2 cos). Each hit reports that `distance` and `similarity = 1 - d^2 / 4 = (1 + cos) / 2`,
 the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unrelated, 0: opposite).
 
-Scope. "category" searches only the category the head ranks first (one Annoy index per category),
+Categories. The index's head gives probabilities, blended with a vote of the query's nearest catalog
+photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone).
+
+Scope. "category" searches only the category ranked first (one Annoy index per category),
 "all" the whole catalog. Annoy proposes `max(OVERFETCH * top_k, MIN_CANDIDATES)` candidates; they are
 re-scored exactly against the stored vectors, so ANN error can only drop items, never misorder them.
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.category_head import NeighbourVote
 from lookalike.imageio import ImageSource, load_image
 from lookalike.product_index import LoadedIndex, load_index
 from model_zoo.product_embedders import ProductEmbedder, create_embedder
@@ -76,6 +80,8 @@ class ProductSearcher:
         self.index, self.embedder = index, embedder
         self._labels = np.asarray([row["category"] for row in index.rows])
         self._number = {category: i for i, category in enumerate(index.categories)}
+        self.vote = NeighbourVote(**index.manifest.get("neighbour_vote", {"weight": 0.0}))
+        self._head_class = {category: i for i, category in enumerate(index.head.classes)}  # probs columns
 
     @classmethod
     def load(cls, index_dir: str | Path, embedder: ProductEmbedder | None = None) -> ProductSearcher:
@@ -105,26 +111,39 @@ class ProductSearcher:
         scores = self.index.vectors[ids] @ vector
         return [int(i) for i in ids[np.argsort(-scores, kind="stable")[:top_k]]]
 
-    def search_vector(self, vector: np.ndarray, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        ranking = self.index.head.rank(vector)
-        timings["categorize"] = _ms(start)
-        number, _ = self._scope_ids(scope, ranking[0][0])
-        start = time.perf_counter()
+    def _nearest(self, vector: np.ndarray, top_k: int, number: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, cosines) of the top_k items in Annoy index `number`: over-fetched candidates, exact re-rank."""
         wanted = max(OVERFETCH * top_k, MIN_CANDIDATES)
         found = self.index.annoy[number].get_nns_by_vector(
             vector.tolist(), wanted, search_k=wanted * self.index.manifest["trees"]
         )
         candidates = np.asarray(found, dtype=np.int64)
-        timings["ann"] = _ms(start)
-        start = time.perf_counter()
         cosine = self.index.vectors[candidates] @ vector if len(candidates) else np.zeros(0, np.float32)
         order = np.argsort(-cosine, kind="stable")[:top_k]
-        hits = [self._hit(rank, int(candidates[i]), float(cosine[i])) for rank, i in enumerate(order, 1)]
-        timings["rerank"] = _ms(start)
+        return candidates[order], cosine[order]
+
+    def categorize(self, vector: np.ndarray) -> list[tuple[str, float]]:
+        """Every category, likeliest first, with its probability (head blended with the neighbour vote)."""
+        probs = self.index.head.predict_proba(vector)
+        if self.vote.weight > 0:
+            ids, cosine = self._nearest(vector, self.vote.k, None)
+            labels = np.asarray([self._head_class[self._labels[i]] for i in ids])
+            probs = self.vote.blend(probs, cosine[None, :], labels[None, :])
+        classes = self.index.head.classes
+        return [(classes[i], float(probs[0, i])) for i in np.argsort(-probs[0], kind="stable")]
+
+    def search_vector(self, vector: np.ndarray, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        ranking = self.categorize(vector)
+        timings["categorize"] = _ms(start)
+        number, _ = self._scope_ids(scope, ranking[0][0])
+        start = time.perf_counter()
+        ids, cosine = self._nearest(vector, top_k, number)
+        hits = [self._hit(rank, int(i), float(c)) for rank, (i, c) in enumerate(zip(ids, cosine, strict=True), 1)]
+        timings["search"] = _ms(start)
         return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings)
 
     def _hit(self, rank: int, item_id: int, cosine: float) -> Hit:

@@ -56,7 +56,8 @@ class ProductEmbedder:
         _set_threads()
         self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
         self.weights = weights
-        self.dim: int = model.num_features
+        # pre-logits width: wider than num_features where a head adds a hidden layer (MobileNetV3: 1280 vs 960)
+        self.dim: int = getattr(model, "head_hidden_size", None) or model.num_features
 
     @property
     def config(self) -> dict[str, Any]:

@@ -93,3 +93,32 @@ def test_distances() -> None:
     assert distances(a, b, "cosine")[0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="metric"):
         distances(a, b, "manhattan")
+
+
+def test_dlib_network_in_torch_matches_dlibs_own_runtime(data_root) -> None:
+    """Same weights, same descriptors: the calibrated threshold only holds if the port is exact."""
+    import dlib
+
+    from model_zoo.dlib_resnet import DlibFaceNet
+    from model_zoo.face_weights import dlib_model_path
+
+    model = create_face_model("dlib_resnet")
+    chips = []
+    for photo in sorted((data_root / "faces_samples/facenet-pytorch/test_images").glob("*/1.jpg"))[:4]:
+        pixels = np.asarray(Image.open(photo).convert("RGB"))
+        height, width = pixels.shape[:2]
+        box = (0.2 * width, 0.15 * height, 0.8 * width, 0.85 * height)  # the portrait's centre
+        chips.append(np.asarray(model.align(pixels, box)))
+    path = dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")
+    expected = np.asarray(dlib.face_recognition_model_v1(str(path)).compute_face_descriptor(chips))
+    with torch.inference_mode():
+        ours = DlibFaceNet(path)(torch.from_numpy(np.stack(chips))).numpy()
+    assert len(chips) == 4
+    np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_a_file_that_is_not_dlibs_network_is_refused(tmp_path) -> None:
+    bogus = tmp_path / "net.dat"
+    bogus.write_bytes(b"\x01\x05con_4 not a network")
+    with pytest.raises(WeightsUnavailableError, match="cannot load dlib_resnet weights"):
+        create_face_model("dlib_resnet", weights=bogus)

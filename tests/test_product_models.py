@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from PIL import Image
 from skimage import data
 
 from lookalike.paths import REPO_ROOT
@@ -66,3 +67,12 @@ def test_timm_model_offline_and_uncached_names_the_working_default(tmp_path) -> 
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode != 0
     assert last.startswith("model_zoo.registry.WeightsUnavailableError") and "efficientnet_lite0" in last
+
+
+def test_timm_model_from_a_weights_file_reports_the_width_it_returns(tmp_path) -> None:
+    """MobileNetV3's head adds a 1280-wide layer after its 960 pooled features: dim must say 1280."""
+    path = tmp_path / "mobilenetv3.pth"
+    torch.save(timm.create_model("mobilenetv3_small_050", pretrained=False).state_dict(), path)
+    embedder = create_embedder("mobilenetv3_small_050", weights=path, size=96)
+    vectors = embedder.embed([Image.new("RGB", (120, 90), (200, 30, 30))])
+    assert vectors.shape == (1, embedder.dim) and embedder.dim != embedder.model.num_features

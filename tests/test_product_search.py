@@ -16,6 +16,7 @@ import pytest
 
 from lookalike import cli, product_index
 from lookalike.catalog_source import from_manifest
+from lookalike.category_head import NeighbourVote
 from lookalike.index_build import build_index
 from lookalike.product_index import IndexCorruptError, IndexMissingError, backup_dir
 from lookalike.search import ProductSearcher
@@ -190,3 +191,25 @@ def test_split_manifests_build_and_product_recall(
     report = json.loads(capsys.readouterr().out)
     assert 0.0 <= report["product_recall_at_1"] <= 1.0 and report["product_queries"] > 0
     assert np.isfinite(report["map_at_30"])
+
+
+def test_neighbour_vote_is_recorded_and_blended_into_the_ranking(index: Path, data_root: Path) -> None:
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["neighbour_vote"] == {"k": 5, "temperature": 0.05, "weight": 0.2}
+    assert 0.0 <= manifest["head"]["held_out_head_only_accuracy"] <= 1.0
+    voting = ProductSearcher.load(index)
+    head_only = ProductSearcher.load(index)
+    head_only.vote = NeighbourVote(weight=0.0)
+    vector = voting.embed(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
+    blended, plain = dict(voting.categorize(vector)), dict(head_only.categorize(vector))
+    assert sum(blended.values()) == pytest.approx(1.0) and set(blended) == set(CATEGORIES)
+    assert blended != plain  # the five nearest catalog photos moved the probabilities
+
+
+def test_neighbour_vote_blend() -> None:
+    head = np.array([[0.55, 0.45, 0.0]])
+    vote = NeighbourVote(k=3, temperature=0.05, weight=0.5)
+    # three close neighbours of class 1 outvote a head that narrowly prefers class 0
+    blended = vote.blend(head, np.array([[0.9, 0.89, 0.5]]), np.array([[1, 1, 0]]))
+    assert blended.argmax() == 1 and blended.sum() == pytest.approx(1.0)
+    assert np.array_equal(NeighbourVote(weight=0.0).blend(head, np.array([[0.9]]), np.array([[1]])), head)
