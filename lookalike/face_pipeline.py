@@ -17,7 +17,7 @@ from model_zoo.face_embedders import FaceModel, Weights, create_face_model
 
 #: Bump when detection, the choice of face or alignment change what a photo embeds to: the evaluation's
 #: embedding cache is keyed by it, so a changed pipeline never scores stale vectors.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 
 
 class NoFaceError(ValueError):
@@ -69,23 +69,16 @@ class FacePipeline:
         index = face_index if face_index is not None else _default_face(detections, image, centred)
         if not 0 <= index < len(detections):
             raise ValueError(f"face index {index} is out of range: {len(detections)} face(s) found in {name}")
-        pixels = np.asarray(image)
-        aligned = self.model.align(pixels, detections[index].box)
-        align_done = time.perf_counter()
-        embedding = self.model.embed_faces([aligned])[0]
+        embedding, aligned = self.model.embed_face(np.asarray(image), detections[index].box)
         done = time.perf_counter()
-        timings = {
-            "detect": 1000 * (detected - start),
-            "align": 1000 * (align_done - detected),
-            "embed": 1000 * (done - align_done),
-        }
+        timings = {"detect": 1000 * (detected - start), "align_embed": 1000 * (done - detected)}
         return FaceEmbedding(embedding, index, detections, aligned, timings)
 
     def warm_up(self) -> None:
         """Run each stage once on a blank image, so the first real request pays no start-up cost."""
         blank = Image.new("RGB", (250, 250), (128, 128, 128))
         self.detector.detect(blank)
-        self.model.embed_faces([self.model.align(np.asarray(blank), centre_box(250, 250))])
+        self.model.embed_face(np.asarray(blank), centre_box(250, 250))
 
 
 def _default_face(detections: list[Detection], image: Image.Image, centred: bool) -> int:

@@ -1,13 +1,17 @@
 """Cut a face out of a photo the way each embedder was trained to see it.
 
 dlib's ResNet was trained on chips made by its own 5-point landmarks and `get_face_chip`; feeding it
-anything else costs accuracy. Networks trained on detector boxes (facenet, the seed model) get the
+anything else costs accuracy. Several views of one face (landmarks fitted in slightly different boxes,
+chips cut with different margins) can be averaged by the model: test-time augmentation.
+Networks trained on detector boxes (facenet, the seed model) get the
 box plus a margin, resized, as facenet-pytorch's `extract_face` does.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -15,23 +19,87 @@ from PIL import Image
 from model_zoo.face_detection import Box
 from model_zoo.face_weights import dlib_model_path
 
+#: One view of a face for test-time augmentation: where dlib's landmarks are fitted ("detector": the
+#: detector's box; "hog": dlib's own HOG detector box, the kind its landmark model was trained on), that
+#: box's scale about its centre, and the chip's padding.
+View = tuple[str, float, float]
+#: Side, in pixels, that the region around a face is scaled to before dlib's HOG detector looks at it:
+#: twice the face box, so the face is about 120 px, inside HOG's 80 px window at one pyramid level.
+HOG_REGION = 240
+HOG_MIN_IOU = 0.3
+
 
 class DlibChipAligner:
-    """dlib 5-point landmarks inside the detector's box, then `dlib.get_face_chip` (rotation + scale)."""
+    """dlib 5-point landmarks inside a box, then `dlib.get_face_chip` (rotation + scale), for each view."""
 
-    def __init__(self, size: int = 150, padding: float = 0.25) -> None:
+    def __init__(self, size: int = 150, padding: float = 0.25, views: Sequence[View] = ()) -> None:
         import dlib
 
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5_face_landmarks.dat")))
+        self._hog = dlib.get_frontal_face_detector() if any(v[0] == "hog" for v in views) else None
         self._lock = threading.Lock()
         self.size, self.padding = size, padding
+        self._views = [tuple(v) for v in views] or [("detector", 1.0, padding)]
 
     def __call__(self, pixels: np.ndarray, box: Box) -> Image.Image:
-        rect = self._dlib.rectangle(*(round(v) for v in box))
+        """The canonical chip: landmarks in the detector's box, the model's padding."""
+        return self.views(pixels, box, [("detector", 1.0, self.padding)])[0]
+
+    def views(self, pixels: np.ndarray, box: Box, views: Sequence[View] | None = None) -> list[Image.Image]:
+        """A chip per view (the first is the canonical one); a HOG view is left out when HOG misses the face."""
+        shapes: dict[tuple[str, float], Any] = {}
+        chips = []
+        for source, scale, padding in views or self._views:
+            if (source, scale) not in shapes:
+                fit_box = self._hog_box(pixels, box) if source == "hog" else box
+                shapes[source, scale] = None if fit_box is None else self._landmarks(pixels, _scaled(fit_box, scale))
+            shape = shapes[source, scale]
+            if shape is not None:
+                chip = self._dlib.get_face_chip(pixels, shape, size=self.size, padding=padding)
+                chips.append(Image.fromarray(chip))
+        return chips
+
+    def _landmarks(self, pixels: np.ndarray, box: Box) -> Any:
         with self._lock:
-            shape = self._predictor(pixels, rect)
-        return Image.fromarray(self._dlib.get_face_chip(pixels, shape, size=self.size, padding=self.padding))
+            return self._predictor(pixels, self._dlib.rectangle(*(round(v) for v in box)))
+
+    def _hog_box(self, pixels: np.ndarray, box: Box) -> Box | None:
+        """dlib's HOG box for the same face, searched in the region around `box` scaled to HOG_REGION px."""
+        assert self._hog is not None, "a HOG view needs the HOG detector"
+        height, width = pixels.shape[:2]
+        side = max(box[2] - box[0], box[3] - box[1])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        left, top = max(0, int(cx - side)), max(0, int(cy - side))
+        right, bottom = min(width, int(cx + side)), min(height, int(cy + side))
+        if right - left < 2 or bottom - top < 2:
+            return None
+        factor = HOG_REGION / (2 * side)
+        region = Image.fromarray(pixels[top:bottom, left:right])
+        scaled_size = (max(1, round(region.width * factor)), max(1, round(region.height * factor)))
+        region = np.asarray(region.resize(scaled_size))
+        with self._lock:
+            rects = self._hog(region, 0)
+        found = [
+            (left + r.left() / factor, top + r.top() / factor, left + r.right() / factor, top + r.bottom() / factor)
+            for r in rects
+        ]
+        best = max(found, key=lambda b: _iou(b, box), default=None)
+        return best if best is not None and _iou(best, box) > HOG_MIN_IOU else None
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half_w, half_h = scale * (box[2] - box[0]) / 2, scale * (box[3] - box[1]) / 2
+    return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter_w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    inter_h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 class BoxCropAligner:
@@ -39,6 +107,9 @@ class BoxCropAligner:
 
     def __init__(self, size: int, margin: int) -> None:
         self.size, self.margin = size, margin
+
+    def views(self, pixels: np.ndarray, box: Box) -> list[Image.Image]:
+        return [self(pixels, box)]
 
     def __call__(self, pixels: np.ndarray, box: Box) -> Image.Image:
         height, width = pixels.shape[:2]

@@ -15,6 +15,7 @@ from skimage import data
 
 from lookalike.paths import REPO_ROOT
 from model_zoo import WeightsUnavailableError, create_embedder, list_product_models
+from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL
 from model_zoo.weights import load_by_position, packaged_weights, read_state_dict
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -66,7 +67,7 @@ def test_timm_model_offline_and_uncached_names_the_working_default(tmp_path) -> 
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode != 0
-    assert last.startswith("model_zoo.registry.WeightsUnavailableError") and "efficientnet_lite0" in last
+    assert last.startswith("model_zoo.registry.WeightsUnavailableError") and DEFAULT_PRODUCT_MODEL in last
 
 
 def test_timm_model_from_a_weights_file_reports_the_width_it_returns(tmp_path) -> None:
