@@ -9,8 +9,9 @@ face work to helpers keeps the caller's own torch settings untouched.
 
 How helpers start. While the caller has a single thread (a server at start-up), they are forked right
 away and inherit the caller's loaded pipeline: no second import of torch and dlib, no second model
-load: the app's cold start measured 10-11 s with forked helpers against 26 s with spawned ones. Once other threads run, a fork could copy a
-lock another thread holds, so helpers are spawned instead and load their own pipeline.
+load (the app's cold start measured 10-11 s with forked helpers against 26 s with spawned ones).
+Once other threads run, a fork could copy a lock another thread holds, so helpers are spawned
+instead and load their own pipeline.
 """
 
 from __future__ import annotations
