@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.category_head import NeighbourVote
 from lookalike.index_build import build_index
 from lookalike.mlp_category_head import load_head
 from lookalike.product_index import load_index
@@ -82,6 +83,7 @@ def test_train_head_writes_the_report_and_installs_a_head_search_uses(catalog: P
     assert manifest["head"]["replaced"]["kind"] == "logistic_regression"
     installed = load_head(out / "head.npz")
     searcher = ProductSearcher(load_index(index_dir), embedder)
+    searcher.vote = NeighbourVote(weight=0.0)  # compare the installed head's own probabilities
     vector = embedder.embed([Image.new("RGB", (8, 8), COLOURS["green"])])[0]
     categories = searcher.search_vector(vector, top_k=5).categories
     assert categories[0][0] == "green"
