@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lookalike.imageio import ImageSource, load_image
+from model_zoo.batchnorm_folding import fold_batchnorm
 from model_zoo.product_preprocess import Preprocess
 from model_zoo.registry import UnknownModelError, WeightsUnavailableError, get_entry, list_models, register
 from model_zoo.weights import load_by_position, packaged_weights, read_state_dict
@@ -57,6 +58,9 @@ class ProductEmbedder:
         _set_threads()
         self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
         self.weights = weights
+        # `model` stays as loaded (fine-tuning copies it); queries run through a copy with its norms folded
+        probe = torch.randn(2, 3, preprocess.size, preprocess.size, generator=torch.Generator().manual_seed(0))
+        self._net = fold_batchnorm(self.model, probe)
         # pre-logits width: wider than num_features where a head adds a hidden layer (MobileNetV3: 1280 vs 960)
         self.dim: int = getattr(model, "head_hidden_size", None) or model.num_features
 
@@ -82,19 +86,19 @@ class ProductEmbedder:
         out = []
         for batch in self._batches(images, batch_size):
             if self.flip:
-                features = self.model.forward_head(
-                    self.model.forward_features(torch.cat([batch, batch.flip(3)])), pre_logits=True
+                features = self._net.forward_head(
+                    self._net.forward_features(torch.cat([batch, batch.flip(3)])), pre_logits=True
                 )
                 features = features[: len(batch)] + features[len(batch) :]
             else:
-                features = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+                features = self._net.forward_head(self._net.forward_features(batch), pre_logits=True)
             out.append(torch.nn.functional.normalize(features.float(), dim=1).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
     def classify(self, images: Sequence[ImageSource]) -> np.ndarray:
         """float32 [N, classes] logits of the backbone's own (ImageNet) classifier."""
-        return np.concatenate([self.model(batch).float().numpy() for batch in self._batches(images, None)])
+        return np.concatenate([self._net(batch).float().numpy() for batch in self._batches(images, None)])
 
 
 def _weights_name(weights: str | os.PathLike | None) -> str | None:

@@ -77,3 +77,34 @@ def test_timm_model_from_a_weights_file_reports_the_width_it_returns(tmp_path) -
     embedder = create_embedder("mobilenetv3_small_050", weights=path, size=96)
     vectors = embedder.embed([Image.new("RGB", (120, 90), (200, 30, 30))])
     assert vectors.shape == (1, embedder.dim) and embedder.dim != embedder.model.num_features
+
+
+def test_folded_norms_give_the_same_embeddings(lite0) -> None:
+    from timm.layers import BatchNormAct2d
+
+    photos = [Image.new("RGB", (200, 150), (200, 30, 30)), Image.fromarray(data.chelsea())]
+    batch = lite0.preprocess(photos)
+    with torch.inference_mode():
+        unfolded = lite0.model.forward_head(lite0.model.forward_features(batch), pre_logits=True)
+        folded = lite0._net.forward_head(lite0._net.forward_features(batch), pre_logits=True)
+    assert not any(isinstance(m, BatchNormAct2d) for m in lite0._net.modules())
+    assert any(isinstance(m, BatchNormAct2d) for m in lite0.model.modules())  # fine-tuning keeps its norms
+    torch.testing.assert_close(folded, unfolded, atol=1e-4, rtol=1e-4)
+
+
+def test_norms_applied_before_their_convolution_are_left_alone() -> None:
+    from model_zoo.batchnorm_folding import fold_batchnorm
+
+    class PreActivation(torch.nn.Module):  # declared conv then norm, but the norm runs first
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.norm = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.norm(x))
+
+    model = PreActivation().eval()
+    model.norm.running_mean.fill_(0.5)
+    model.norm.running_var.fill_(4.0)
+    assert fold_batchnorm(model, torch.randn(2, 4, 8, 8)) is model
