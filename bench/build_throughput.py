@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lookalike.index_build import build_index
-from lookalike.paths import data_dir
-from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL, ProductEmbedder, create_embedder
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from lookalike.index_build import build_index  # noqa: E402
+from lookalike.paths import data_dir  # noqa: E402
+from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL, ProductEmbedder, create_embedder  # noqa: E402
 
 CONFIGS = {
     "baseline": {"name": "efficientnet_lite0", "size": 224, "flip": False},

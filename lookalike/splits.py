@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 SPLIT_SEED = 1234
 
@@ -14,6 +13,8 @@ def stratified_split(
     labels: Sequence[int], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train / validation / test indices with every class in the same proportion in each part."""
+    from sklearn.model_selection import train_test_split  # here: importing sklearn costs ~2 s
+
     labels = np.asarray(labels)
     indices = np.arange(len(labels))
     rest, test = train_test_split(indices, test_size=test_fraction, stratify=labels, random_state=seed)
