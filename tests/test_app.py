@@ -16,7 +16,7 @@ from lookalike.paths import REPO_ROOT
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CATEGORIES = ("watches", "sunglasses", "handbags")
 PER_CATEGORY = 36
-UPLOAD_TTL_S = 6
+UPLOAD_TTL_S = 20  # short, so the test can check the purge; longer than a browser attempt takes
 UPLOADED: set[str] = set()  # names of the photos the tests send; none may stay on the server
 
 
@@ -109,8 +109,8 @@ def _upload_and_click(
     for attempt in range(attempts):
         if attempt:
             page.goto(url)
-        expect(page.locator(button)).to_be_attached(timeout=60_000)
-        page.get_by_role("tab", name=tab).click()
+        page.get_by_role("tab", name=tab).click(timeout=60_000)  # a tab's content is rendered when opened
+        expect(page.locator(button)).to_be_visible(timeout=60_000)
         for selector, photo in photos.items():
             _upload(page, selector, photo)
         page.locator(button).click()
