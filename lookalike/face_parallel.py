@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -53,8 +54,9 @@ def _start_helper(model: str, weights: Weights, inherited: FacePipeline | None) 
 
 
 def _start_method() -> str:
-    """"fork" while only this thread runs (and the platform has it), else "spawn"."""
-    forkable = "fork" in multiprocessing.get_all_start_methods()
+    """"fork" on Linux while only this thread runs, else "spawn" (macOS system libraries are not fork-safe
+    once loaded, and Windows cannot fork)."""
+    forkable = sys.platform.startswith("linux")
     return "fork" if forkable and threading.active_count() == 1 else "spawn"
 
 

@@ -114,3 +114,22 @@ def test_one_call_verify(faces: Path) -> None:
     a, b = sorted((faces / "Colin_Powell").glob("*.jpg"))[:2]
     result = verify(str(a), str(b), threshold=1.0)
     assert result.threshold == 1.0 and result.same_person
+
+
+def test_helpers_are_forked_only_while_no_other_thread_runs() -> None:
+    """A fork copies locks other threads may hold; with a second thread alive helpers must be spawned."""
+    import sys
+    import threading
+
+    from lookalike.face_parallel import _start_method
+
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert _start_method() == "spawn"
+    finally:
+        release.set()
+        other.join()
+    if threading.active_count() == 1:
+        assert _start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
