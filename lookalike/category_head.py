@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.exact_search import nearest
 from lookalike.splits import SPLIT_SEED
 
 #: Inverse regularisation, chosen by 5-fold CV on the catalog half of shared/data/products (C in 3..1000).
@@ -50,16 +51,6 @@ class NeighbourVote:
         np.add.at(votes, (rows, labels.reshape(-1)), strength.reshape(-1))
         votes /= votes.sum(axis=1, keepdims=True)
         return (1.0 - self.weight) * head_probs + self.weight * votes
-
-
-def nearest(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by cosine of unit vectors: (similarities [N, k], indices into `base` [N, k])."""
-    scores = np.atleast_2d(queries) @ base.T
-    k = min(k, base.shape[0])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    return np.take_along_axis(scores, top, axis=1), top
 
 
 @dataclass

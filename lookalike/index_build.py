@@ -20,12 +20,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+from annoy import AnnoyIndex
 
 from lookalike import product_index
+from lookalike.ann_tuning import RECALL_K, tune_search_k
 from lookalike.catalog_embedding import EmbeddedCatalog, Progress, embed_catalog
 from lookalike.catalog_source import read_catalog
 from lookalike.category_head import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy
 from lookalike.product_index import index_exists
+from lookalike.search import MIN_CANDIDATES, OVERFETCH
 from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL, ProductEmbedder, create_embedder
 
 __all__ = ["build_index", "index_exists", "main"]  # index_exists: callers check before building
@@ -86,7 +89,12 @@ def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest
     head.save(folder / "head.npz")
     ids = np.arange(len(rows))
     labels = np.asarray([row["category"] for row in rows])
-    product_index.build_annoy(embedded.vectors, ids, trees, product_index.annoy_file(folder, None))
+    whole = product_index.annoy_file(folder, None)
+    product_index.build_annoy(embedded.vectors, ids, trees, whole)
+    annoy = AnnoyIndex(embedded.vectors.shape[1], product_index.METRIC)
+    annoy.load(str(whole))
+    manifest.update(tune_search_k(annoy, embedded.vectors, trees, max(OVERFETCH * RECALL_K, MIN_CANDIDATES)))
+    annoy.unload()
     for number, category in enumerate(manifest["category_order"]):
         path = product_index.annoy_file(folder, number)
         product_index.build_annoy(embedded.vectors, ids[labels == category], trees, path)

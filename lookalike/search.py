@@ -8,7 +8,8 @@ Categories. The index's head gives probabilities, blended with a vote of the que
 photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone).
 
 Scope. "category" searches only the category ranked first (one Annoy index per category),
-"all" the whole catalog. Annoy proposes `max(OVERFETCH * top_k, MIN_CANDIDATES)` candidates; they are
+"all" the whole catalog. Annoy proposes `max(OVERFETCH * top_k, MIN_CANDIDATES)` candidates, inspecting
+`search_k_per_candidate` nodes per candidate (measured at build time, `lookalike.ann_tuning`); they are
 re-scored exactly against the stored vectors, so ANN error can only drop items, never misorder them.
 
 A searcher is loaded once and is safe to query from several threads: the index is read-only after
@@ -114,9 +115,8 @@ class ProductSearcher:
     def _nearest(self, vector: np.ndarray, top_k: int, number: int | None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, cosines) of the top_k items in Annoy index `number`: over-fetched candidates, exact re-rank."""
         wanted = max(OVERFETCH * top_k, MIN_CANDIDATES)
-        found = self.index.annoy[number].get_nns_by_vector(
-            vector.tolist(), wanted, search_k=wanted * self.index.manifest["trees"]
-        )
+        effort = self.index.manifest.get("search_k_per_candidate", self.index.manifest["trees"])
+        found = self.index.annoy[number].get_nns_by_vector(vector.tolist(), wanted, search_k=wanted * effort)
         candidates = np.asarray(found, dtype=np.int64)
         cosine = self.index.vectors[candidates] @ vector if len(candidates) else np.zeros(0, np.float32)
         order = np.argsort(-cosine, kind="stable")[:top_k]
