@@ -242,10 +242,10 @@ def index_default_rows(
         path = Path(tmp) / "default.ann"
         start = time.perf_counter()
         build_annoy(base, DEFAULT_TREES, path).unload()
+        search_k = wanted * tune_search_k(base, DEFAULT_TREES, wanted)["search_k_per_candidate"]
+        build_s = time.perf_counter() - start
         index = AnnoyIndex(base.shape[1], "angular")
         index.load(str(path))
-        search_k = wanted * tune_search_k(index, base, DEFAULT_TREES, wanted)["search_k_per_candidate"]
-        build_s = time.perf_counter() - start
         before = resident_mb()
         found, times = time_queries(search, queries)
         size_mb = path.stat().st_size / 2**20

@@ -20,7 +20,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-from annoy import AnnoyIndex
 
 from lookalike import product_index
 from lookalike.ann_tuning import RECALL_K, tune_search_k
@@ -89,12 +88,8 @@ def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest
     head.save(folder / "head.npz")
     ids = np.arange(len(rows))
     labels = np.asarray([row["category"] for row in rows])
-    whole = product_index.annoy_file(folder, None)
-    product_index.build_annoy(embedded.vectors, ids, trees, whole)
-    annoy = AnnoyIndex(embedded.vectors.shape[1], product_index.METRIC)
-    annoy.load(str(whole))
-    manifest.update(tune_search_k(annoy, embedded.vectors, trees, max(OVERFETCH * RECALL_K, MIN_CANDIDATES)))
-    annoy.unload()
+    product_index.build_annoy(embedded.vectors, ids, trees, product_index.annoy_file(folder, None))
+    manifest.update(tune_search_k(embedded.vectors, trees, max(OVERFETCH * RECALL_K, MIN_CANDIDATES)))
     for number, category in enumerate(manifest["category_order"]):
         path = product_index.annoy_file(folder, number)
         product_index.build_annoy(embedded.vectors, ids[labels == category], trees, path)

@@ -62,12 +62,18 @@ def annoy_file(folder: Path, category_number: int | None) -> Path:
     return folder / "annoy" / ("all.ann" if category_number is None else f"{category_number}.ann")
 
 
-def build_annoy(vectors: np.ndarray, ids: np.ndarray, trees: int, path: Path) -> None:
+def new_annoy(vectors: np.ndarray, ids: np.ndarray, trees: int) -> AnnoyIndex:
+    """An in-memory Annoy index of `vectors[ids]` under their ids; seeded, so a rebuild is identical."""
     index = AnnoyIndex(vectors.shape[1], METRIC)
     index.set_seed(0)
     for item_id in ids:
         index.add_item(int(item_id), vectors[item_id])
     index.build(trees, n_jobs=1)
+    return index
+
+
+def build_annoy(vectors: np.ndarray, ids: np.ndarray, trees: int, path: Path) -> None:
+    index = new_annoy(vectors, ids, trees)
     path.parent.mkdir(parents=True, exist_ok=True)
     index.save(str(path))
     index.unload()

@@ -22,7 +22,7 @@ def _index(vectors: np.ndarray, trees: int) -> AnnoyIndex:
 def test_effort_is_raised_until_recall_is_met_on_unseen_queries() -> None:
     vectors = clustered_unit_vectors(20_000, 32, seed=0)
     index = _index(vectors, trees=2)
-    tuned = tune_search_k(index, vectors, trees=2, candidates=120)
+    tuned = tune_search_k(vectors, trees=2, candidates=120)
     assert tuned["search_k_per_candidate"] > 2 and tuned["tuned_recall_at_30"] >= TARGET_RECALL
 
     queries = clustered_unit_vectors(100, 32, seed=1)  # not in the index
@@ -40,4 +40,4 @@ def test_effort_is_raised_until_recall_is_met_on_unseen_queries() -> None:
 
 def test_a_small_catalog_keeps_the_tree_count() -> None:
     vectors = clustered_unit_vectors(400, 32, seed=2)
-    assert tune_search_k(_index(vectors, trees=32), vectors, trees=32, candidates=120)["search_k_per_candidate"] == 32
+    assert tune_search_k(vectors, trees=32, candidates=120)["search_k_per_candidate"] == 32
