@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     if "synthetic" not in args.skip:
         sizes = [100_000] if args.quick else [100_000, 1_000_000]
         for size in sizes:
-            base = clustered_unit_vectors(size, SYNTHETIC_DIM, seed=0)
-            queries = clustered_unit_vectors(QUERIES, SYNTHETIC_DIM, seed=1)
+            # one draw, split: the queries share the base's clusters (a seed of their own would draw new ones)
+            base = clustered_unit_vectors(size + QUERIES, SYNTHETIC_DIM, seed=0)
+            base, queries = base[:size], base[size:]
             trees = [8, 32, 64] if size <= 100_000 else [8, 32]
             rows = ann_section(f"synthetic {size // 1000}k", base, queries, trees, [-1, 4000, 20000])
             sections.append((f"ANN on synthetic {size:,} x {SYNTHETIC_DIM}", SYNTHETIC_NOTE, rows))
