@@ -25,6 +25,17 @@ DEFAULT_C = 30.0
 HELD_OUT_FRACTION = 0.2
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise probabilities from [N, classes] logits (shifted first, so large logits cannot overflow)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def ranking(classes: list[str], probs: np.ndarray) -> list[tuple[str, float]]:
+    """Every class with its probability (one row of probabilities), likeliest first; ties keep class order."""
+    return [(classes[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")]
+
+
 @dataclass(frozen=True)
 class NeighbourVote:
     """The k nearest catalog photos vote for their categories, each with weight exp(cosine / temperature);
@@ -74,15 +85,11 @@ class CategoryHead:
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
         """[N, classes] probabilities, classes in `self.classes` order."""
-        logits = np.atleast_2d(vectors) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+        return softmax(np.atleast_2d(vectors) @ self.coef.T + self.intercept)
 
     def rank(self, vector: np.ndarray) -> list[tuple[str, float]]:
         """All categories, likeliest first, with their probabilities."""
-        probs = self.predict_proba(vector)[0]
-        return [(self.classes[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")]
+        return ranking(self.classes, self.predict_proba(vector)[0])
 
     def save(self, path: Path) -> None:
         np.savez(path, classes=np.array(self.classes), coef=self.coef, intercept=self.intercept)

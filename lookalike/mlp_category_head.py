@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lookalike.category_head import CategoryHead
+from lookalike.category_head import CategoryHead, ranking, softmax
 
 
 def _affine_layers(head: nn.Module) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -50,13 +50,10 @@ class MlpCategoryHead:
             hidden = hidden @ weight.T + bias
             if i < len(self.layers) - 1:
                 hidden = np.maximum(hidden, 0.0)
-        hidden -= hidden.max(axis=1, keepdims=True)
-        probs = np.exp(hidden)
-        return probs / probs.sum(axis=1, keepdims=True)
+        return softmax(hidden)
 
     def rank(self, vector: np.ndarray) -> list[tuple[str, float]]:
-        probs = self.predict_proba(vector)[0]
-        return [(self.classes[i], float(probs[i])) for i in np.argsort(-probs, kind="stable")]
+        return ranking(self.classes, self.predict_proba(vector)[0])
 
     def save(self, path: Path) -> None:
         arrays = {f"w{i}": weight for i, (weight, _) in enumerate(self.layers)}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.category_head import NeighbourVote
+from lookalike.category_head import NeighbourVote, ranking
 from lookalike.imageio import ImageSource, load_image
 from lookalike.product_index import LoadedIndex, load_index
 from model_zoo.product_embedders import ProductEmbedder, create_embedder
@@ -129,8 +129,7 @@ class ProductSearcher:
             ids, cosine = self._nearest(vector, self.vote.k, None)
             labels = np.asarray([self._head_class[self._labels[i]] for i in ids])
             probs = self.vote.blend(probs, cosine[None, :], labels[None, :])
-        classes = self.index.head.classes
-        return [(classes[i], float(probs[0, i])) for i in np.argsort(-probs[0], kind="stable")]
+        return ranking(self.index.head.classes, probs[0])
 
     def search_vector(self, vector: np.ndarray, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
         if top_k < 1:
