@@ -229,14 +229,14 @@ def index_default_rows(
     the build measures (`lookalike.ann_tuning`, counted in build_s), exact re-rank."""
     from lookalike.ann_tuning import tune_search_k
     from lookalike.index_build import DEFAULT_TREES
-    from lookalike.search import MIN_CANDIDATES, OVERFETCH
+    from lookalike.product_index import annoy_top_k
+    from lookalike.search import candidate_count
 
     k = truth.shape[1]
-    wanted = max(OVERFETCH * k, MIN_CANDIDATES)
+    wanted = candidate_count(k)
 
     def search(query: np.ndarray) -> list[int]:
-        candidates = np.asarray(index.get_nns_by_vector(query, wanted, search_k), dtype=np.int64)
-        return candidates[np.argsort(-(base[candidates] @ query), kind="stable")[:k]].tolist()
+        return annoy_top_k(index, base, query, k, wanted, search_k)[0].tolist()
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "default.ann"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.exact_search import nearest
-from lookalike.product_index import new_annoy
+from lookalike.product_index import annoy_top_k, new_annoy
 
 TARGET_RECALL = 0.97
 RECALL_K = 30
@@ -41,8 +41,7 @@ def tune_search_k(vectors: np.ndarray, trees: int, candidates: int, seed: int = 
         per_candidate = trees * 2**doubling
         hits = 0
         for query, expected in zip(queries, truth, strict=True):
-            ids = np.asarray(index.get_nns_by_vector(query.tolist(), candidates, per_candidate * candidates))
-            best = ids[np.argsort(-(base[ids] @ query), kind="stable")[:k]]
+            best, _ = annoy_top_k(index, base, query, k, candidates, per_candidate * candidates)
             hits += len(np.intersect1d(best, expected))
         recall = hits / truth.size
         if recall >= TARGET_RECALL:

@@ -27,7 +27,7 @@ from lookalike.catalog_embedding import EmbeddedCatalog, Progress, embed_catalog
 from lookalike.catalog_source import read_catalog
 from lookalike.category_head import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy
 from lookalike.product_index import index_exists
-from lookalike.search import MIN_CANDIDATES, OVERFETCH
+from lookalike.search import candidate_count
 from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL, ProductEmbedder, create_embedder
 
 __all__ = ["build_index", "index_exists", "main"]  # index_exists: callers check before building
@@ -89,7 +89,7 @@ def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest
     ids = np.arange(len(rows))
     labels = np.asarray([row["category"] for row in rows])
     product_index.build_annoy(embedded.vectors, ids, trees, product_index.annoy_file(folder, None))
-    manifest.update(tune_search_k(embedded.vectors, trees, max(OVERFETCH * RECALL_K, MIN_CANDIDATES)))
+    manifest.update(tune_search_k(embedded.vectors, trees, candidate_count(RECALL_K)))
     for number, category in enumerate(manifest["category_order"]):
         path = product_index.annoy_file(folder, number)
         product_index.build_annoy(embedded.vectors, ids[labels == category], trees, path)

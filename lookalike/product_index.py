@@ -72,6 +72,17 @@ def new_annoy(vectors: np.ndarray, ids: np.ndarray, trees: int) -> AnnoyIndex:
     return index
 
 
+def annoy_top_k(
+    index: AnnoyIndex, vectors: np.ndarray, query: np.ndarray, top_k: int, candidates: int, search_k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, cosines) of the top_k of the `candidates` Annoy proposes, re-scored exactly against `vectors`:
+    ANN error can then only drop items, never misorder them."""
+    found = np.asarray(index.get_nns_by_vector(query.tolist(), candidates, search_k=search_k), dtype=np.int64)
+    cosine = vectors[found] @ query if len(found) else np.zeros(0, np.float32)
+    order = np.argsort(-cosine, kind="stable")[:top_k]
+    return found[order], cosine[order]
+
+
 def build_annoy(vectors: np.ndarray, ids: np.ndarray, trees: int, path: Path) -> None:
     index = new_annoy(vectors, ids, trees)
     path.parent.mkdir(parents=True, exist_ok=True)

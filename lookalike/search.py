@@ -27,7 +27,7 @@ import numpy as np
 
 from lookalike.category_head import NeighbourVote, ranking
 from lookalike.imageio import ImageSource, load_image
-from lookalike.product_index import LoadedIndex, load_index
+from lookalike.product_index import LoadedIndex, annoy_top_k, load_index
 from model_zoo.product_embedders import ProductEmbedder, create_embedder
 
 SCOPES = ("category", "all")
@@ -72,6 +72,11 @@ class SearchResult:
         }
 
 
+def candidate_count(top_k: int) -> int:
+    """How many candidates Annoy proposes for a top_k search (re-ranked exactly afterwards)."""
+    return max(OVERFETCH * top_k, MIN_CANDIDATES)
+
+
 def _ms(start: float) -> float:
     return round(1000.0 * (time.perf_counter() - start), 2)
 
@@ -114,13 +119,9 @@ class ProductSearcher:
 
     def _nearest(self, vector: np.ndarray, top_k: int, number: int | None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, cosines) of the top_k items in Annoy index `number`: over-fetched candidates, exact re-rank."""
-        wanted = max(OVERFETCH * top_k, MIN_CANDIDATES)
+        wanted = candidate_count(top_k)
         effort = self.index.manifest.get("search_k_per_candidate", self.index.manifest["trees"])
-        found = self.index.annoy[number].get_nns_by_vector(vector.tolist(), wanted, search_k=wanted * effort)
-        candidates = np.asarray(found, dtype=np.int64)
-        cosine = self.index.vectors[candidates] @ vector if len(candidates) else np.zeros(0, np.float32)
-        order = np.argsort(-cosine, kind="stable")[:top_k]
-        return candidates[order], cosine[order]
+        return annoy_top_k(self.index.annoy[number], self.index.vectors, vector, top_k, wanted, wanted * effort)
 
     def categorize(self, vector: np.ndarray) -> list[tuple[str, float]]:
         """Every category, likeliest first, with its probability (head blended with the neighbour vote)."""
