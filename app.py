@@ -29,12 +29,11 @@ from lookalike.paths import REPO_ROOT
 from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html
 from lookalike.search import ProductSearcher
 from lookalike.verify import FaceVerifier
-from model_zoo import get_face_cfg, list_face_models
+from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg, list_face_models
 
 log = logging.getLogger("lookalike.app")
 DEFAULT_INDEX = REPO_ROOT / "index"
 EXAMPLES = REPO_ROOT / "assets" / "examples"
-DEFAULT_FACE_MODEL = "dlib_resnet"
 UPLOAD_SOURCES = ["upload", "webcam", "clipboard"]
 #: Seconds an upload may stay in Gradio's cache before it is purged. Uploads are stored by content hash
 #: and shared by every request that sends the same photo, so they are purged by age, never per request.

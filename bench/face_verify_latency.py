@@ -1,9 +1,9 @@
 """Warm latency of `FaceVerifier.verify` on two 250x250 LFW photos, against baselines timed in the
-same run: the same verify in one process (no helper), MTCNN detection alone on both photos, and the
-embedding alone (both aligned faces and their mirror images) in our torch port of dlib's network
-against dlib's own runtime (what `dlib_resnet` ran on before the port).
+same run: the same verify in one process (no helper), the same verify with `dlib_resnet` (the previous
+default), MTCNN detection alone on both photos, and dlib's network alone (both aligned faces and their
+mirror images) in our torch port against dlib's own runtime (what `dlib_resnet` ran on before the port).
 
-    python bench/face_verify_latency.py [--runs 30] [--model dlib_resnet]
+    python bench/face_verify_latency.py [--runs 30] [--model arcface_mobilefacenet]
 
 Not a test: numbers depend on the machine; compare ratios, which are measured side by side.
 """
@@ -26,7 +26,7 @@ from lookalike.imageio import load_image  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
 from lookalike.verify import FaceVerifier  # noqa: E402
 from model_zoo.face_detection import FaceDetector  # noqa: E402
-from model_zoo.face_embedders import create_face_model, get_face_cfg  # noqa: E402
+from model_zoo.face_embedders import DEFAULT_FACE_MODEL, create_face_model, get_face_cfg  # noqa: E402
 from model_zoo.face_weights import dlib_model_path  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--model", default="dlib_resnet")
+    parser.add_argument("--model", default=DEFAULT_FACE_MODEL)
     parser.add_argument("--faces", type=Path, default=data_dir() / "faces")
     args = parser.parse_args()
 
@@ -57,10 +57,11 @@ def main() -> None:
     print(f"photos: {pair.image1}, {pair.image2} ({load_image(first).size[0]}px); {args.runs} warm runs each")
 
     rows: dict[str, tuple[float, float]] = {}
-    for processes in (2, 1):
-        verifier = FaceVerifier(args.model, processes=processes)
+    runs = [(args.model, 2), (args.model, 1)] + [("dlib_resnet", 2)] * (args.model != "dlib_resnet")
+    for model_name, processes in runs:
+        verifier = FaceVerifier(model_name, processes=processes)
         verifier.warm_up()
-        label = f"verify, {processes} process{'es' if processes > 1 else ''}"
+        label = f"verify {model_name}, {processes} process{'es' if processes > 1 else ''}"
         rows[label] = percentiles(lambda v=verifier: v.verify(first, second), args.runs)
         verifier.close()
     detector = FaceDetector()
@@ -74,22 +75,23 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # as in the verify helpers; dlib's runtime runs on one thread too
-    model = create_face_model(args.model)
-    if model.name == "dlib_resnet":
-        pixels = [np.asarray(image) for image in images]
-        chips = [np.asarray(model.align(p, detector.detect(i)[0].box)) for p, i in zip(pixels, images, strict=True)]
-        chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
-        rows["embedding only, 4 chips, torch port"] = percentiles(lambda: model.embed_faces(chips[:2]), args.runs)
-        path = dlib_model_path(get_face_cfg(model.name)["weights_file"])
-        native = dlib.face_recognition_model_v1(str(path))
-        rows["embedding only, 4 chips, dlib runtime"] = percentiles(
-            lambda: native.compute_face_descriptor(chips), args.runs
-        )
+    pixels = [np.asarray(image) for image in images]
+    faces = [detector.detect(image)[0] for image in images]
+    for model_name in dict.fromkeys([args.model, "dlib_resnet"]):
+        model = create_face_model(model_name)
+        chips = [np.asarray(model.align(p, face)) for p, face in zip(pixels, faces, strict=True)]
+        label = f"{model_name} network only, 2 faces + mirrors"
+        rows[label] = percentiles(lambda m=model, c=chips: m.embed_faces(c), args.runs)
+    chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]  # dlib_resnet's, as dlib would get them
+    native = dlib.face_recognition_model_v1(str(dlib_model_path(get_face_cfg("dlib_resnet")["weights_file"])))
+    rows["dlib_resnet network only, dlib runtime"] = percentiles(
+        lambda: native.compute_face_descriptor(chips), args.runs
+    )
 
     main_p50 = next(iter(rows.values()))[0]
-    print(f"\n{'path':40} {'p50 ms':>8} {'p95 ms':>8} {'p50 / verify':>13}")
+    print(f"\n{'path':52} {'p50 ms':>8} {'p95 ms':>8} {'p50 / verify':>13}")
     for label, (p50, p95) in rows.items():
-        print(f"{label:40} {p50:8.1f} {p95:8.1f} {p50 / main_p50:13.2f}")
+        print(f"{label:52} {p50:8.1f} {p95:8.1f} {p50 / main_p50:13.2f}")
 
 
 if __name__ == "__main__":

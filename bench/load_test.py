@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.cold_start import launched_app
 from lookalike.paths import data_dir
+from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 
 def _one_user(url: str, query: Path, face1: Path, face2: Path) -> dict[str, float | str]:
@@ -32,7 +33,8 @@ def _one_user(url: str, query: Path, face1: Path, face2: Path) -> dict[str, floa
         timings["search_ms"] = 1000 * (time.perf_counter() - start)
         assert len(gallery) == 30, f"{len(gallery)} results"
         start = time.perf_counter()
-        client.predict(handle_file(str(face1)), handle_file(str(face2)), "dlib_resnet", 0.6, api_name="/verify")
+        photos = handle_file(str(face1)), handle_file(str(face2))
+        client.predict(*photos, DEFAULT_FACE_MODEL, get_face_cfg(DEFAULT_FACE_MODEL)["threshold"], api_name="/verify")
         timings["verify_ms"] = 1000 * (time.perf_counter() - start)
     except Exception as exc:  # a load test counts failures instead of stopping at the first
         timings["error"] = f"{type(exc).__name__}: {exc}"

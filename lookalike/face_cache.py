@@ -15,7 +15,7 @@ from lookalike.face_pipeline import PIPELINE_VERSION
 from lookalike.paths import cache_dir
 
 # cfg keys that change how a distance is read, not the embedding itself
-_NOT_EMBEDDING = {"threshold", "sweep", "distance_max", "description"}
+_NOT_EMBEDDING = {"threshold", "sweep", "distance_max"}
 
 
 def file_sha256(path: Path) -> str:

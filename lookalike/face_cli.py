@@ -9,7 +9,7 @@ from lookalike.cli import UserError, print_result
 from lookalike.face_eval import evaluate, plot_roc
 from lookalike.face_metrics import threshold_sweep
 from lookalike.verify import FaceVerifier
-from model_zoo.face_embedders import get_face_cfg
+from model_zoo.face_embedders import DEFAULT_FACE_MODEL, get_face_cfg
 from model_zoo.registry import UnknownModelError
 
 
@@ -68,7 +68,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser("verify", help="tell whether two photos show the same person")
     verify.add_argument("image1")
     verify.add_argument("image2")
-    verify.add_argument("--model", default="dlib_resnet", help="face model (default: dlib_resnet)")
+    verify.add_argument("--model", default=DEFAULT_FACE_MODEL, help=f"face model (default: {DEFAULT_FACE_MODEL})")
     verify.add_argument("--weights", help="weights file for models without default weights here")
     verify.add_argument(
         "--threshold", type=float, help="distance threshold (default: the model's calibrated one)"
@@ -87,7 +87,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="LFW pairs.txt or fold,same,image1,image2 CSV (default: FACES_DIR/pairs.txt, "
         "else pairs generated from the folders)",
     )
-    evaluate_parser.add_argument("--model", default="dlib_resnet")
+    evaluate_parser.add_argument("--model", default=DEFAULT_FACE_MODEL)
     evaluate_parser.add_argument("--weights", help="weights file for models without default weights here")
     evaluate_parser.add_argument("--plot", type=Path, help="write the ROC curve to this PNG")
     evaluate_parser.add_argument("--json", action="store_true", help="print JSON")

@@ -23,7 +23,7 @@ from lookalike.face_metrics import auc, best_threshold, kfold_accuracy, tar_at_f
 from lookalike.face_pairs import Pair, limit_pairs, load_pairs
 from lookalike.face_parallel import EmbedJob, ParallelFacePipeline
 from lookalike.imageio import load_image
-from model_zoo.face_embedders import Weights, distances, get_face_cfg
+from model_zoo.face_embedders import DEFAULT_FACE_MODEL, Weights, distances, get_face_cfg
 
 BATCH = 32  # images handed to the pipeline at once; also how often the cache is saved
 
@@ -64,7 +64,7 @@ def embed_missing(
 def evaluate(
     faces_dir: Path,
     pairs_file: Path | None = None,
-    model: str = "dlib_resnet",
+    model: str = DEFAULT_FACE_MODEL,
     weights: Weights = None,
     limit: int | None = None,
     processes: int | None = None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from lookalike.face_pipeline import FaceEmbedding, FacePipeline
-from model_zoo.face_embedders import Weights
+from model_zoo.face_embedders import DEFAULT_FACE_MODEL, Weights
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class ParallelFacePipeline:
     """A `FacePipeline` here (`processes=1`) or in `processes` helper processes holding their own."""
 
     def __init__(
-        self, model: str = "dlib_resnet", weights: Weights = None, processes: int | None = None
+        self, model: str = DEFAULT_FACE_MODEL, weights: Weights = None, processes: int | None = None
     ) -> None:
         self.local = FacePipeline(model, weights)  # loads here first: bad weights fail in the caller
         self.processes = processes or min(2, os.cpu_count() or 1)

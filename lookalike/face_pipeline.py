@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from model_zoo.face_detection import Detection, FaceDetector, centre_box
-from model_zoo.face_embedders import FaceModel, Weights, create_face_model
+from model_zoo.face_embedders import DEFAULT_FACE_MODEL, FaceModel, Weights, create_face_model
 
 #: Bump when detection, the choice of face or alignment change what a photo embeds to: the evaluation's
 #: embedding cache is keyed by it, so a changed pipeline never scores stale vectors.
@@ -42,7 +42,7 @@ class FaceEmbedding:
 class FacePipeline:
     """Detector + model loaded once; thread-safe (each stage guards its own non-reentrant parts)."""
 
-    def __init__(self, model: str = "dlib_resnet", weights: Weights = None) -> None:
+    def __init__(self, model: str = DEFAULT_FACE_MODEL, weights: Weights = None) -> None:
         self.model: FaceModel = create_face_model(model, weights)
         self.detector = FaceDetector()
 
@@ -69,7 +69,7 @@ class FacePipeline:
         index = face_index if face_index is not None else _default_face(detections, image, centred)
         if not 0 <= index < len(detections):
             raise ValueError(f"face index {index} is out of range: {len(detections)} face(s) found in {name}")
-        embedding, aligned = self.model.embed_face(np.asarray(image), detections[index].box)
+        embedding, aligned = self.model.embed_face(np.asarray(image), detections[index])
         done = time.perf_counter()
         timings = {"detect": 1000 * (detected - start), "align_embed": 1000 * (done - detected)}
         return FaceEmbedding(embedding, index, detections, aligned, timings)
@@ -78,7 +78,7 @@ class FacePipeline:
         """Run each stage once on a blank image, so the first real request pays no start-up cost."""
         blank = Image.new("RGB", (250, 250), (128, 128, 128))
         self.detector.detect(blank)
-        self.model.embed_face(np.asarray(blank), centre_box(250, 250))
+        self.model.embed_face(np.asarray(blank), Detection(centre_box(250, 250), 0.0, None, "centre"))
 
 
 def _default_face(detections: list[Detection], image: Image.Image, centred: bool) -> int:

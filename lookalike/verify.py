@@ -15,7 +15,7 @@ from PIL import Image
 from lookalike.face_parallel import EmbedJob, ParallelFacePipeline
 from lookalike.face_pipeline import FaceEmbedding, NoFaceError
 from lookalike.imageio import ImageSource, load_image
-from model_zoo.face_embedders import Weights, distances
+from model_zoo.face_embedders import DEFAULT_FACE_MODEL, Weights, distances
 
 __all__ = ["FaceInfo", "FaceVerifier", "NoFaceError", "VerifyResult", "verify"]
 
@@ -86,7 +86,7 @@ class FaceVerifier:
     """Detector and model loaded once; `verify` may be called from many threads at once."""
 
     def __init__(
-        self, model: str = "dlib_resnet", weights: Weights = None, processes: int | None = None
+        self, model: str = DEFAULT_FACE_MODEL, weights: Weights = None, processes: int | None = None
     ) -> None:
         self._pipeline = ParallelFacePipeline(model, weights, processes)
         face_model = self._pipeline.local.model
@@ -142,7 +142,7 @@ _VERIFIERS_LOCK = threading.Lock()
 def verify(
     image1: ImageSource,
     image2: ImageSource,
-    model: str = "dlib_resnet",
+    model: str = DEFAULT_FACE_MODEL,
     threshold: float | None = None,
     face_index: tuple[int | None, int | None] | None = None,
 ) -> VerifyResult:

@@ -2,6 +2,7 @@
 
 from model_zoo import imagenet_faces, projected  # noqa: F401  (register their models)
 from model_zoo.face_embedders import (
+    DEFAULT_FACE_MODEL,
     FaceModel,
     create_face_model,
     distances,
@@ -17,6 +18,7 @@ from model_zoo.product_embedders import (
 from model_zoo.registry import UnknownModelError, WeightsUnavailableError, get_entry, list_models
 
 __all__ = [
+    "DEFAULT_FACE_MODEL",
     "DEFAULT_PRODUCT_MODEL",
     "FaceModel",
     "ProductEmbedder",

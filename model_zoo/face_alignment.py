@@ -3,8 +3,10 @@
 dlib's ResNet was trained on chips made by its own 5-point landmarks and `get_face_chip`; feeding it
 anything else costs accuracy. Several views of one face (landmarks fitted in slightly different boxes,
 chips cut with different margins) can be averaged by the model: test-time augmentation.
-Networks trained on detector boxes (facenet, the seed model) get the
-box plus a margin, resized, as facenet-pytorch's `extract_face` does.
+InsightFace's networks were trained on 112x112 crops that put five landmarks (eyes, nose tip, mouth
+corners) on fixed points by a similarity transform; MTCNN gives those five points. Networks trained on
+detector boxes (facenet, the seed model) get the box plus a margin, resized, as facenet-pytorch's
+`extract_face` does. Every aligner takes the detector's `Detection` and uses what its model needs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from model_zoo.face_detection import Box
+from model_zoo.face_detection import Box, Detection
 from model_zoo.face_weights import dlib_model_path
 
 #: One view of a face for test-time augmentation: where dlib's landmarks are fitted ("detector": the
@@ -42,12 +44,13 @@ class DlibChipAligner:
         self.size, self.padding = size, padding
         self._views = [tuple(v) for v in views] or [("detector", 1.0, padding)]
 
-    def __call__(self, pixels: np.ndarray, box: Box) -> Image.Image:
+    def __call__(self, pixels: np.ndarray, face: Detection) -> Image.Image:
         """The canonical chip: landmarks in the detector's box, the model's padding."""
-        return self.views(pixels, box, [("detector", 1.0, self.padding)])[0]
+        return self.views(pixels, face, [("detector", 1.0, self.padding)])[0]
 
-    def views(self, pixels: np.ndarray, box: Box, views: Sequence[View] | None = None) -> list[Image.Image]:
+    def views(self, pixels: np.ndarray, face: Detection, views: Sequence[View] | None = None) -> list[Image.Image]:
         """A chip per view (the first is the canonical one); a HOG view is left out when HOG misses the face."""
+        box = face.box
         shapes: dict[tuple[str, float], Any] = {}
         chips = []
         for source, scale, padding in views or self._views:
@@ -63,6 +66,13 @@ class DlibChipAligner:
     def _landmarks(self, pixels: np.ndarray, box: Box) -> Any:
         with self._lock:
             return self._predictor(pixels, self._dlib.rectangle(*(round(v) for v in box)))
+
+    def eye_centres(self, pixels: np.ndarray, box: Box) -> np.ndarray:
+        """The two eye centres (image-left first) from dlib's 5 points, which mark each eye's corners."""
+        shape = self._landmarks(pixels, box)
+        corners = np.array([[shape.part(i).x, shape.part(i).y] for i in range(4)], dtype=np.float64)
+        eyes = np.stack([corners[:2].mean(axis=0), corners[2:].mean(axis=0)])
+        return eyes[np.argsort(eyes[:, 0])]
 
     def _hog_box(self, pixels: np.ndarray, box: Box) -> Box | None:
         """dlib's HOG box for the same face, searched in the region around `box` scaled to HOG_REGION px."""
@@ -108,10 +118,11 @@ class BoxCropAligner:
     def __init__(self, size: int, margin: int) -> None:
         self.size, self.margin = size, margin
 
-    def views(self, pixels: np.ndarray, box: Box) -> list[Image.Image]:
-        return [self(pixels, box)]
+    def views(self, pixels: np.ndarray, face: Detection) -> list[Image.Image]:
+        return [self(pixels, face)]
 
-    def __call__(self, pixels: np.ndarray, box: Box) -> Image.Image:
+    def __call__(self, pixels: np.ndarray, face: Detection) -> Image.Image:
+        box = face.box
         height, width = pixels.shape[:2]
         grow_x = self.margin * (box[2] - box[0]) / (self.size - self.margin) / 2
         grow_y = self.margin * (box[3] - box[1]) / (self.size - self.margin) / 2
@@ -121,3 +132,53 @@ class BoxCropAligner:
             raise ValueError(f"face box {box} lies outside the {width}x{height} image")
         crop = Image.fromarray(pixels[top:bottom, left:right])
         return crop.resize((self.size, self.size), Image.BILINEAR)
+
+
+#: Where InsightFace's 112x112 training crops put the left eye, right eye, nose tip and mouth corners.
+ARCFACE_POINTS = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 rotation + uniform scale + shift taking points `src` closest to `dst` (Umeyama, 1991)."""
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    u, singular, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    flip = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rotation = u @ flip @ vt
+    scale = np.trace(np.diag(singular) @ flip) / src_c.var(axis=0).sum()
+    return np.hstack([scale * rotation, (dst_mean - scale * rotation @ src_mean)[:, None]])
+
+
+class ArcFaceAligner:
+    """The similarity transform that puts the detector's 5 landmarks on `ARCFACE_POINTS`, scaled to `size`.
+
+    A face found without landmarks (dlib's HOG fallback, the centred box) is placed by its two eye
+    centres from dlib's 5-point model instead."""
+
+    def __init__(self, size: int = 112) -> None:
+        self.size = size
+        self._points = ARCFACE_POINTS * size / 112
+        self._dlib: DlibChipAligner | None = None
+        self._dlib_lock = threading.Lock()
+
+    def views(self, pixels: np.ndarray, face: Detection) -> list[Image.Image]:
+        return [self(pixels, face)]
+
+    def __call__(self, pixels: np.ndarray, face: Detection) -> Image.Image:
+        if face.landmarks is not None:
+            source, target = np.asarray(face.landmarks, dtype=np.float64), self._points
+        else:
+            source, target = self._eye_centres(pixels, face.box), self._points[:2]
+        to_image = np.vstack([similarity_transform(target, source), [0.0, 0.0, 1.0]])  # crop -> photo
+        coefficients = tuple(to_image[:2].ravel())
+        return Image.fromarray(pixels).transform(
+            (self.size, self.size), Image.AFFINE, coefficients, resample=Image.BILINEAR
+        )
+
+    def _eye_centres(self, pixels: np.ndarray, box: Box) -> np.ndarray:
+        with self._dlib_lock:
+            if self._dlib is None:  # loaded on first need: most faces come with MTCNN's landmarks
+                self._dlib = DlibChipAligner()
+        return self._dlib.eye_centres(pixels, box)

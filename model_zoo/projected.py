@@ -40,8 +40,8 @@ def _load(path: Path) -> tuple[ProjectionHead, dict]:
     dim=128,
     metric="euclidean",
     threshold=None,  # each checkpoint carries the threshold measured in its cross-validated evaluation
-    alignment="dlib_chip",  # both face backbones it trains on read dlib face chips
-    input_size=None,  # the checkpoint's backbone decides (150 for dlib_resnet, 224 for EfficientNet)
+    alignment="dlib_chip",  # as listed; the checkpoint's backbone decides the crop and its size
+    input_size=None,
     weights_source=None,
     weights_file=None,
     distance_max=2 * ALPHA,
@@ -55,9 +55,10 @@ class ProjectedFaceModel(FaceModel):
         if backbone["kind"] != "face":
             raise WeightsUnavailableError(f"{path} was trained on {backbone['kind']} features, not faces")
         self.backbone = create_face_model(backbone["name"])
-        merged = {
+        own = ("metric", "sweep", "weights_source", "weights_file")
+        merged = {  # the backbone's crop (alignment, size, views), this head's distances
             **self.backbone.cfg,
-            **cfg,
+            **{key: cfg[key] for key in own},
             "dim": self._head.linear.out_features,
             "threshold": checkpoint["metrics"].get("threshold"),
             "distance_max": 2 * self._head.alpha,

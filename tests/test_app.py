@@ -12,6 +12,7 @@ import pytest
 
 from bench.cold_start import launched_app
 from lookalike.paths import REPO_ROOT
+from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CATEGORIES = ("watches", "sunglasses", "handbags")
@@ -76,8 +77,10 @@ def test_api_verify_gives_a_verdict(client, data_root: Path) -> None:
     faces = data_root / "faces" / "Colin_Powell"
     same, other = sorted(faces.glob("*.jpg"))[:2]
     UPLOADED.update({same.name, other.name})
-    verdict, *_ = client.predict(handle_file(str(same)), handle_file(str(other)), "dlib_resnet", 0.6,
-                                 api_name="/verify")
+    threshold = get_face_cfg(DEFAULT_FACE_MODEL)["threshold"]
+    verdict, *_ = client.predict(
+        handle_file(str(same)), handle_file(str(other)), DEFAULT_FACE_MODEL, threshold, api_name="/verify"
+    )
     assert "Same person" in verdict
 
 
@@ -89,7 +92,7 @@ def test_api_bad_upload_gets_specific_error(client, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not an image"):
         client.predict(_editor(fake), "all", 10, api_name="/search")
     with pytest.raises(Exception, match="not an image"):
-        client.predict(handle_file(str(fake)), handle_file(str(fake)), "dlib_resnet", 0.6, api_name="/verify")
+        client.predict(handle_file(str(fake)), handle_file(str(fake)), DEFAULT_FACE_MODEL, 0.6, api_name="/verify")
 
 
 def _upload(page, selector: str, photo: Path) -> None:

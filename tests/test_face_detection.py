@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from lookalike.imageio import load_image
-from model_zoo.face_alignment import BoxCropAligner, DlibChipAligner
-from model_zoo.face_detection import FaceDetector, centre_box
+from model_zoo.face_alignment import ARCFACE_POINTS, ArcFaceAligner, BoxCropAligner, DlibChipAligner
+from model_zoo.face_detection import Detection, FaceDetector, centre_box
 from model_zoo.face_weights import dlib_model_path
 
 
@@ -58,12 +58,43 @@ def test_large_photo_is_detected_in_original_coordinates(detector: FaceDetector,
 
 def test_aligners_make_each_models_input_size(detector: FaceDetector, sample_photos) -> None:
     image = load_image(sample_photos[1])
-    box = detector.detect(image)[0].box
+    face = detector.detect(image)[0]
     pixels = np.asarray(image)
-    assert DlibChipAligner(150, 0.25)(pixels, box).size == (150, 150)
-    assert BoxCropAligner(160, 14)(pixels, box).size == (160, 160)
+    assert DlibChipAligner(150, 0.25)(pixels, face).size == (150, 150)
+    assert BoxCropAligner(160, 14)(pixels, face).size == (160, 160)
+    assert ArcFaceAligner(112)(pixels, face).size == (112, 112)
     with pytest.raises(ValueError, match="outside"):
-        BoxCropAligner(160, 14)(pixels, (5000, 5000, 5100, 5100))
+        BoxCropAligner(160, 14)(pixels, Detection((5000, 5000, 5100, 5100), 1.0, None, "test"))
+
+
+def test_arcface_crop_puts_the_five_landmarks_on_insightfaces_points() -> None:
+    """Dots drawn at a rotated, scaled, shifted copy of the template land back on the template."""
+    angle, scale, shift = np.deg2rad(20), 2.5, np.array([140.0, 90.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = ARCFACE_POINTS @ (scale * rotation).T + shift
+    canvas = np.zeros((500, 500, 3), np.uint8)
+    for i, (x, y) in enumerate(landmarks):
+        canvas[round(y) - 4 : round(y) + 5, round(x) - 4 : round(x) + 5, i % 3] = 255
+    face = Detection((0.0, 0.0, 500.0, 500.0), 1.0, tuple(map(tuple, landmarks)), "test")
+    crop = np.asarray(ArcFaceAligner(112)(canvas, face)).astype(float)
+    for i, (x, y) in enumerate(ARCFACE_POINTS):
+        top, left = round(y) - 7, round(x) - 7
+        window = crop[top : top + 15, left : left + 15, i % 3]  # no other dot of this colour is this close
+        rows, cols = np.indices(window.shape)
+        centre = np.array([(cols * window).sum(), (rows * window).sum()]) / window.sum() + [left, top]
+        assert np.abs(centre - [x, y]).max() < 1.0, f"landmark {i} lands at {centre}, not {(x, y)}"
+
+
+def test_arcface_crop_without_landmarks_places_the_eyes_from_dlibs_points(
+    detector: FaceDetector, sample_photos
+) -> None:
+    """A face found by HOG (no landmarks) still gets its eyes near the template's, judged by MTCNN's."""
+    image = load_image(sample_photos[0])
+    face = detector.detect(image)[0]
+    crop = ArcFaceAligner(112)(np.asarray(image), Detection(face.box, 1.0, None, "hog"))
+    eyes = detector.detect(crop.resize((224, 224)))[0].landmarks[:2]
+    found = np.array(eyes) / 2
+    assert np.abs(found - ARCFACE_POINTS[:2]).max() < 6, found
 
 
 def test_no_face_in_a_gradient(detector: FaceDetector) -> None:

