@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from model_zoo.face_alignment import ARCFACE_POINTS
 from model_zoo.face_detection import Detection, FaceDetector, centre_box
 from model_zoo.face_embedders import DEFAULT_FACE_MODEL, FaceModel, Weights, create_face_model
 
@@ -75,10 +76,16 @@ class FacePipeline:
         return FaceEmbedding(embedding, index, detections, aligned, timings)
 
     def warm_up(self) -> None:
-        """Run each stage once on a blank image, so the first real request pays no start-up cost."""
+        """Run each stage once on a blank image, so the first real request pays no start-up cost.
+
+        The face is given landmarks, as MTCNN gives them, so the common path runs: one without them would
+        also load dlib's landmark model, which only faces found without landmarks need."""
         blank = Image.new("RGB", (250, 250), (128, 128, 128))
         self.detector.detect(blank)
-        self.model.embed_face(np.asarray(blank), Detection(centre_box(250, 250), 0.0, None, "centre"))
+        box = centre_box(250, 250)
+        scale = (box[2] - box[0]) / 112
+        landmarks = tuple((box[0] + x * scale, box[1] + y * scale) for x, y in ARCFACE_POINTS)
+        self.model.embed_face(np.asarray(blank), Detection(box, 0.0, landmarks, "warm-up"))
 
 
 def _default_face(detections: list[Detection], image: Image.Image, centred: bool) -> int:

@@ -112,14 +112,21 @@ def _iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-class BoxCropAligner:
+class OneViewAligner:
+    """An aligner with a single view of each face: its crop."""
+
+    def __call__(self, pixels: np.ndarray, face: Detection) -> Image.Image:
+        raise NotImplementedError
+
+    def views(self, pixels: np.ndarray, face: Detection) -> list[Image.Image]:
+        return [self(pixels, face)]
+
+
+class BoxCropAligner(OneViewAligner):
     """The box grown by `margin` pixels (measured in the output crop), clipped to the image, resized."""
 
     def __init__(self, size: int, margin: int) -> None:
         self.size, self.margin = size, margin
-
-    def views(self, pixels: np.ndarray, face: Detection) -> list[Image.Image]:
-        return [self(pixels, face)]
 
     def __call__(self, pixels: np.ndarray, face: Detection) -> Image.Image:
         box = face.box
@@ -151,7 +158,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, (dst_mean - scale * rotation @ src_mean)[:, None]])
 
 
-class ArcFaceAligner:
+class ArcFaceAligner(OneViewAligner):
     """The similarity transform that puts the detector's 5 landmarks on `ARCFACE_POINTS`, scaled to `size`.
 
     A face found without landmarks (dlib's HOG fallback, the centred box) is placed by its two eye
@@ -163,16 +170,12 @@ class ArcFaceAligner:
         self._dlib: DlibChipAligner | None = None
         self._dlib_lock = threading.Lock()
 
-    def views(self, pixels: np.ndarray, face: Detection) -> list[Image.Image]:
-        return [self(pixels, face)]
-
     def __call__(self, pixels: np.ndarray, face: Detection) -> Image.Image:
         if face.landmarks is not None:
             source, target = np.asarray(face.landmarks, dtype=np.float64), self._points
         else:
             source, target = self._eye_centres(pixels, face.box), self._points[:2]
-        to_image = np.vstack([similarity_transform(target, source), [0.0, 0.0, 1.0]])  # crop -> photo
-        coefficients = tuple(to_image[:2].ravel())
+        coefficients = tuple(similarity_transform(target, source).ravel())  # crop -> photo, as PIL wants
         return Image.fromarray(pixels).transform(
             (self.size, self.size), Image.AFFINE, coefficients, resample=Image.BILINEAR
         )

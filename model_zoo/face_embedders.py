@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -73,16 +73,21 @@ class FaceModel:
         return self.embed_faces(views).mean(axis=0), views[0]
 
 
-def with_mirrors(chips: np.ndarray, forward: Callable[[np.ndarray], np.ndarray], mirror: bool) -> np.ndarray:
-    """`forward` over [N, H, W, 3] chips; with `mirror`, each row is the mean with its mirror image's."""
-    if not mirror:
-        return forward(chips)
-    vectors = forward(np.concatenate([chips, chips[:, :, ::-1]]))
-    return vectors.reshape(2, len(chips), -1).mean(axis=0)
+class ChipNetwork(FaceModel):
+    """A network fed its aligned chips as they are (uint8 [N, H, W, 3]); with cfg `flip`, each chip's
+    vector is the mean with its mirror image's. Subclasses give `_forward`."""
 
+    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), np.float32)
+        chips = np.stack([np.asarray(crop, dtype=np.uint8) for crop in aligned])
+        if not self.cfg["flip"]:
+            return self._forward(chips).astype(np.float32, copy=False)
+        vectors = self._forward(np.concatenate([chips, chips[:, :, ::-1]]))
+        return vectors.reshape(2, len(chips), -1).mean(axis=0).astype(np.float32, copy=False)
 
-def stack_chips(aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
-    return np.stack([np.asarray(crop, dtype=np.uint8) for crop in aligned])
+    def _forward(self, chips: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
 
 @register(
@@ -118,7 +123,7 @@ def stack_chips(aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
     distance_max=1.2,
     sweep=(0.30, 0.80, 0.01),
 )
-class DlibResNet(FaceModel):
+class DlibResNet(ChipNetwork):
     """dlib's network run in torch (`model_zoo.dlib_resnet`); `flip` averages each chip with its mirror image."""
 
     def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
@@ -128,11 +133,6 @@ class DlibResNet(FaceModel):
             self._net = DlibFaceNet(path)
         except (OSError, DlibFormatError) as exc:
             raise WeightsUnavailableError(f"cannot load {name} weights from {path}: {exc}") from None
-
-    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
-        if not aligned:
-            return np.zeros((0, self.dim), np.float32)
-        return with_mirrors(stack_chips(aligned), self._forward, self.cfg["flip"])
 
     def _forward(self, chips: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -160,7 +160,7 @@ class DlibResNet(FaceModel):
     distance_max=1.4,
     sweep=(0.30, 1.10, 0.01),
 )
-class ArcFaceOnnx(FaceModel):
+class ArcFaceOnnx(ChipNetwork):
     """An InsightFace recognition network exported to ONNX: (pixels - 127.5) / 127.5 in, a vector out.
 
     onnxruntime sessions are made per process, on first use, with as many threads as torch is given
@@ -198,11 +198,6 @@ class ArcFaceOnnx(FaceModel):
                         f"cannot load {self.name} weights from {self._path}: {message}"
                     ) from None
             return self._sessions[os.getpid()]
-
-    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
-        if not aligned:
-            return np.zeros((0, self.dim), np.float32)
-        return with_mirrors(stack_chips(aligned), self._forward, self.cfg["flip"]).astype(np.float32)
 
     def _forward(self, chips: np.ndarray) -> np.ndarray:
         session = self._session()
