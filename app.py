@@ -24,11 +24,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from lookalike.imageio import ImageError, load_image
+from lookalike.faces.verify import FaceVerifier
+from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import REPO_ROOT
 from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html
-from lookalike.search import ProductSearcher
-from lookalike.verify import FaceVerifier
+from lookalike.products.search import ProductSearcher
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg, list_face_models
 
 log = logging.getLogger("lookalike.app")
@@ -87,7 +87,7 @@ class Services:
 
 
 def _load_product_index(index_dir: Path, catalog: str | None) -> tuple[ProductSearcher | None, str]:
-    from lookalike.index_build import build_index, index_exists
+    from lookalike.products.build import build_index, index_exists
 
     if not index_exists(index_dir) and catalog:
         log.info("no index at %s: building it from %s", index_dir, catalog)
@@ -193,7 +193,7 @@ def rejudge(summary: dict | None, threshold: float) -> str:
 def threshold_slider(model: str) -> dict:
     cfg = get_face_cfg(model)
     return gr.update(
-        minimum=0.0, maximum=cfg["distance_max"], value=cfg["threshold"], step=cfg["distance_max"] / 200
+        minimum=0.0, maximum=cfg.distance_max, value=cfg.threshold, step=cfg.distance_max / 200
     )
 
 
@@ -251,9 +251,9 @@ def build_demo(services: Services) -> gr.Blocks:
                 model = gr.Dropdown(services.face_models, value=DEFAULT_FACE_MODEL, label="Face model")
                 threshold = gr.Slider(
                     0.0,
-                    face_cfg["distance_max"],
-                    value=face_cfg["threshold"],
-                    step=face_cfg["distance_max"] / 200,
+                    face_cfg.distance_max,
+                    value=face_cfg.threshold,
+                    step=face_cfg.distance_max / 200,
                     label="Threshold (same person when distance ≤ threshold)",
                 )
             verify_btn = gr.Button("Verify", variant="primary", elem_id="verify-btn")

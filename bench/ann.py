@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from lookalike.products.neighbours import build_annoy, mean_recall, nearest
+
 
 @dataclass
 class AnnRow:
@@ -65,18 +67,6 @@ def clustered_unit_vectors(
     return vectors
 
 
-def exact_top_k(base: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest inner products, best first: one matmul, argpartition, sort of k."""
-    scores = base @ query
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top])]
-
-
-def recall_at_k(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
-
-
 def time_queries(
     search: Callable[[np.ndarray], Sequence[int]], queries: np.ndarray
 ) -> tuple[list, np.ndarray]:
@@ -107,7 +97,7 @@ def _row(
         build_s,
         size_mb,
         rss_mb,
-        recall_at_k(found, truth),
+        mean_recall(found, truth),
         float(np.percentile(times, 50)),
         float(np.percentile(times, 95)),
     )
@@ -115,7 +105,7 @@ def _row(
 
 def exact_rows(dataset: str, base: np.ndarray, queries: np.ndarray, k: int) -> tuple[AnnRow, np.ndarray]:
     """The exact search's own row, and its answers (the ground truth for every other method)."""
-    found, times = time_queries(lambda q: exact_top_k(base, q, k), queries)
+    found, times = time_queries(lambda q: nearest(base, q, k)[1][0], queries)
     truth = np.array(found)
     return _row(
         dataset,
@@ -128,16 +118,6 @@ def exact_rows(dataset: str, base: np.ndarray, queries: np.ndarray, k: int) -> t
         truth,
         times,
     ), truth
-
-
-def build_annoy(base: np.ndarray, trees: int, path: Path, seed: int = 0) -> AnnoyIndex:
-    index = AnnoyIndex(base.shape[1], "angular")
-    index.set_seed(seed)
-    for i, vector in enumerate(base):
-        index.add_item(i, vector)
-    index.build(trees, n_jobs=-1)
-    index.save(str(path))
-    return index
 
 
 def annoy_rows(
@@ -155,7 +135,7 @@ def annoy_rows(
         for n_trees in trees:
             path = Path(tmp) / f"{n_trees}.ann"
             start = time.perf_counter()
-            build_annoy(base, n_trees, path).unload()
+            build_annoy(base, np.arange(len(base)), n_trees, path, n_jobs=-1)
             build_s = time.perf_counter() - start
             before = resident_mb()
             index = AnnoyIndex(base.shape[1], "angular")
@@ -226,11 +206,11 @@ def index_default_rows(
     dataset: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray
 ) -> list[AnnRow]:
     """The product index's own policy: its default tree count, over-fetched candidates, the search effort
-    the build measures (`lookalike.ann_tuning`, counted in build_s), exact re-rank."""
-    from lookalike.ann_tuning import tune_search_k
-    from lookalike.index_build import DEFAULT_TREES
-    from lookalike.product_index import annoy_top_k
-    from lookalike.search import candidate_count
+    the build measures (`lookalike.products.ann_tuning`, counted in build_s), exact re-rank."""
+    from lookalike.products.ann_tuning import tune_search_k
+    from lookalike.products.build import DEFAULT_TREES
+    from lookalike.products.neighbours import annoy_top_k
+    from lookalike.products.search import candidate_count
 
     k = truth.shape[1]
     wanted = candidate_count(k)
@@ -241,7 +221,7 @@ def index_default_rows(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "default.ann"
         start = time.perf_counter()
-        build_annoy(base, DEFAULT_TREES, path).unload()
+        build_annoy(base, np.arange(len(base)), DEFAULT_TREES, path, n_jobs=-1)
         search_k = wanted * tune_search_k(base, DEFAULT_TREES, wanted)["search_k_per_candidate"]
         build_s = time.perf_counter() - start
         index = AnnoyIndex(base.shape[1], "angular")

@@ -22,8 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from lookalike.index_build import build_index  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
+from lookalike.products.build import build_index  # noqa: E402
 from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL, ProductEmbedder, create_embedder  # noqa: E402
 
 CONFIGS = {

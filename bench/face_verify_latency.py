@@ -21,13 +21,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from lookalike.face_pairs import read_lfw_pairs  # noqa: E402
-from lookalike.imageio import load_image  # noqa: E402
+from lookalike.evaluation.face_pairs import read_lfw_pairs  # noqa: E402
+from lookalike.faces.verify import FaceVerifier  # noqa: E402
+from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
-from lookalike.verify import FaceVerifier  # noqa: E402
 from model_zoo.face_detection import FaceDetector  # noqa: E402
 from model_zoo.face_embedders import DEFAULT_FACE_MODEL, create_face_model, get_face_cfg  # noqa: E402
-from model_zoo.face_weights import dlib_model_path  # noqa: E402
+from model_zoo.weights import packaged_model_path  # noqa: E402
 
 
 def percentiles(call: Callable[[], object], runs: int, warm: int = 3) -> tuple[float, float]:
@@ -83,7 +83,8 @@ def main() -> None:
         label = f"{model_name} network only, 2 faces + mirrors"
         rows[label] = percentiles(lambda m=model, c=chips: m.embed_faces(c), args.runs)
     chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]  # dlib_resnet's, as dlib would get them
-    native = dlib.face_recognition_model_v1(str(dlib_model_path(get_face_cfg("dlib_resnet")["weights_file"])))
+    cfg = get_face_cfg("dlib_resnet")
+    native = dlib.face_recognition_model_v1(str(packaged_model_path(cfg.weights_source, cfg.weights_file)))
     rows["dlib_resnet network only, dlib runtime"] = percentiles(
         lambda: native.compute_face_descriptor(chips), args.runs
     )

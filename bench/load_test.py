@@ -34,7 +34,7 @@ def _one_user(url: str, query: Path, face1: Path, face2: Path) -> dict[str, floa
         assert len(gallery) == 30, f"{len(gallery)} results"
         start = time.perf_counter()
         photos = handle_file(str(face1)), handle_file(str(face2))
-        client.predict(*photos, DEFAULT_FACE_MODEL, get_face_cfg(DEFAULT_FACE_MODEL)["threshold"], api_name="/verify")
+        client.predict(*photos, DEFAULT_FACE_MODEL, get_face_cfg(DEFAULT_FACE_MODEL).threshold, api_name="/verify")
         timings["verify_ms"] = 1000 * (time.perf_counter() - start)
     except Exception as exc:  # a load test counts failures instead of stopping at the first
         timings["error"] = f"{type(exc).__name__}: {exc}"

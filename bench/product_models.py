@@ -1,6 +1,6 @@
 """Choose the product embedder by measurement: backbone x input size x resize policy x flip TTA.
 
-Each category of the shared products is split half/half (`lookalike.catalog_split`); the catalog
+Each category of the shared products is split half/half (`lookalike.products.splits`); the catalog
 half trains the category head, the query half is scored with exact search (no ANN, so only the
 features and the head are compared): head top-1, P@10 with scope all and category, mAP@30.
 Features are kept in `cache_dir()/bench_features`, so adding a config only embeds that config.
@@ -16,12 +16,12 @@ from collections import Counter
 
 import numpy as np
 
-from lookalike.catalog_source import CatalogItem, read_catalog
-from lookalike.catalog_split import split_items
-from lookalike.category_head import DEFAULT_C, CategoryHead
-from lookalike.imageio import load_image
+from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_k
+from lookalike.images.loading import load_image
 from lookalike.paths import cache_dir, data_dir
-from lookalike.retrieval_metrics import average_precision_at_k, precision_at_k
+from lookalike.products.catalog import CatalogItem, read_catalog
+from lookalike.products.heads import DEFAULT_C, CategoryHead
+from lookalike.products.splits import split_items
 from model_zoo.product_embedders import create_embedder
 
 DEFAULT_CONFIGS = (

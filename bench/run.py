@@ -34,7 +34,7 @@ from bench.ann import (  # noqa: E402
     faiss_rows,
     index_default_rows,
 )
-from lookalike.training_report import markdown_table  # noqa: E402
+from lookalike.evaluation.report import markdown_table  # noqa: E402
 
 K = 30
 SYNTHETIC_DIM = 128  # the report's embedding size; 1M x 128 float32 = 0.5 GB, fits 24 GiB with its indexes
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
         index_note = ensure_index(args.index)
     if "catalog" not in args.skip:
-        from lookalike.product_index import load_index
+        from lookalike.products.index import load_index
 
         vectors = load_index(args.index).vectors
         base, queries = catalog_queries(vectors, QUERIES)

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.ann import exact_top_k, recall_at_k, time_queries
+from bench.ann import time_queries
 from bench.face_verify_latency import percentiles
 from bench.seed_bruteforce import seed_search, write_seed_db
 from lookalike.paths import data_dir
+from lookalike.products.neighbours import mean_recall, nearest
 
 
 def ensure_index(index_dir: Path) -> str:
     """Build the shared catalog's index when missing (embeddings come from the cache when present)."""
-    from lookalike.index_build import build_index
-    from lookalike.product_index import index_exists, load_index
+    from lookalike.products.build import build_index
+    from lookalike.products.index import index_exists, load_index
 
     if index_exists(index_dir):
         manifest = load_index(index_dir).manifest
@@ -40,12 +41,12 @@ def _query_vectors(vectors: np.ndarray, count: int) -> np.ndarray:
 
 def seed_vs_index(index_dir: Path, tmp: Path, runs: int) -> list[dict]:
     """Seed's SQLite brute force vs the searcher on the same query vectors; ratio of p50 latencies."""
-    from lookalike.search import ProductSearcher
+    from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
     vectors = searcher.index.vectors
     queries = _query_vectors(vectors, runs)
-    truth = np.array([exact_top_k(vectors, q, 30) for q in queries])
+    _, truth = nearest(vectors, queries, 30)
     db = write_seed_db(vectors, tmp / "seed.sqlite")
     measured = {
         "seed: SQLite read + brute-force Euclidean": time_queries(lambda q: seed_search(db, q, 30), queries),
@@ -65,7 +66,7 @@ def seed_vs_index(index_dir: Path, tmp: Path, runs: int) -> list[dict]:
                 "search": name,
                 "catalog": len(vectors),
                 "queries": len(queries),
-                "recall@30 vs exact (whole catalog)": round(recall_at_k(found, truth), 4),
+                "recall@30 vs exact (whole catalog)": round(mean_recall(found, truth), 4),
                 "p50_ms": round(p50, 3),
                 "p95_ms": round(float(np.percentile(times, 95)), 3),
                 "seed p50 / this p50": round(seed_p50 / p50, 1),
@@ -76,8 +77,8 @@ def seed_vs_index(index_dir: Path, tmp: Path, runs: int) -> list[dict]:
 
 def embed_throughput(index_dir: Path, batch_sizes: tuple[int, ...], photos: int = 32) -> list[dict]:
     """Images per second through the index's embedder, decode excluded."""
-    from lookalike.imageio import load_image
-    from lookalike.search import ProductSearcher
+    from lookalike.images.loading import load_image
+    from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
     paths = [row["path"] for row in searcher.index.rows[:: max(1, len(searcher.index.rows) // photos)]][
@@ -105,7 +106,7 @@ def embed_throughput(index_dir: Path, batch_sizes: tuple[int, ...], photos: int 
 
 
 def product_query_latency(index_dir: Path, runs: int) -> list[dict]:
-    from lookalike.search import ProductSearcher
+    from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
     paths = [row["path"] for row in searcher.index.rows[:: max(1, len(searcher.index.rows) // runs)]]
@@ -122,8 +123,8 @@ def product_query_latency(index_dir: Path, runs: int) -> list[dict]:
 
 
 def face_verify_latency(runs: int) -> list[dict]:
-    from lookalike.face_pairs import read_lfw_pairs
-    from lookalike.verify import FaceVerifier
+    from lookalike.evaluation.face_pairs import read_lfw_pairs
+    from lookalike.faces.verify import FaceVerifier
 
     faces = data_dir() / "faces"
     pair = next(p for p in read_lfw_pairs(faces / "pairs.txt") if p.same)

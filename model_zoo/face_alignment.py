@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from model_zoo.face_detection import Box, Detection
-from model_zoo.face_weights import dlib_model_path
+from model_zoo.weights import packaged_model_path
 
 #: One view of a face for test-time augmentation: where dlib's landmarks are fitted ("detector": the
 #: detector's box; "hog": dlib's own HOG detector box, the kind its landmark model was trained on), that
@@ -31,6 +31,10 @@ HOG_REGION = 240
 HOG_MIN_IOU = 0.3
 
 
+#: dlib's 5-point landmark model: (package, file), shipped in face_recognition_models.
+LANDMARK_MODEL = ("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat")
+
+
 class DlibChipAligner:
     """dlib 5-point landmarks inside a box, then `dlib.get_face_chip` (rotation + scale), for each view."""
 
@@ -38,7 +42,7 @@ class DlibChipAligner:
         import dlib
 
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5_face_landmarks.dat")))
+        self._predictor = dlib.shape_predictor(str(packaged_model_path(*LANDMARK_MODEL)))
         self._hog = dlib.get_frontal_face_detector() if any(v[0] == "hog" for v in views) else None
         self._lock = threading.Lock()
         self.size, self.padding = size, padding

@@ -25,7 +25,8 @@ Box = tuple[float, float, float, float]
 class Detection:
     """One face: `box` is (x1, y1, x2, y2) in image pixels; `confidence` is MTCNN's probability (HOG's
     SVM score for its finds); `landmarks` are MTCNN's 5 points (eyes, nose, mouth corners), or None
-    when another detector found the face."""
+    when another detector found the face or MTCNN put a point outside the photo (a face cut by the
+    border: aligning on such guesses gave a mostly black crop, so aligners place the face themselves)."""
 
     box: Box
     confidence: float
@@ -69,6 +70,7 @@ class FaceDetector:
         faces = self._mtcnn_faces(pixels) or self._hog_faces(pixels)
         if scale != 1.0:
             faces = [_rescale(face, 1.0 / scale) for face in faces]
+        faces = [_inside(face, image.width, image.height) for face in faces]
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
     def _mtcnn_faces(self, pixels: np.ndarray) -> list[Detection]:
@@ -102,4 +104,14 @@ class FaceDetector:
 def _rescale(face: Detection, factor: float) -> Detection:
     box = tuple(v * factor for v in face.box)
     points = None if face.landmarks is None else tuple((x * factor, y * factor) for x, y in face.landmarks)
+    return Detection(box, face.confidence, points, face.detector)
+
+
+def _inside(face: Detection, width: int, height: int) -> Detection:
+    """The box clipped to the photo; landmarks dropped when any falls outside it."""
+    x1, y1, x2, y2 = face.box
+    box = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+    points = face.landmarks
+    if points is not None and not all(0 <= x < width and 0 <= y < height for x, y in points):
+        points = None
     return Detection(box, face.confidence, points, face.detector)

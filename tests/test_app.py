@@ -77,7 +77,7 @@ def test_api_verify_gives_a_verdict(client, data_root: Path) -> None:
     faces = data_root / "faces" / "Colin_Powell"
     same, other = sorted(faces.glob("*.jpg"))[:2]
     UPLOADED.update({same.name, other.name})
-    threshold = get_face_cfg(DEFAULT_FACE_MODEL)["threshold"]
+    threshold = get_face_cfg(DEFAULT_FACE_MODEL).threshold
     verdict, *_ = client.predict(
         handle_file(str(same)), handle_file(str(other)), DEFAULT_FACE_MODEL, threshold, api_name="/verify"
     )

@@ -6,21 +6,22 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.ann import clustered_unit_vectors, exact_top_k, recall_at_k
+from bench.ann import clustered_unit_vectors
 from bench.run import ann_section, catalog_queries, render
 from bench.seed_bruteforce import seed_search, write_seed_db
+from lookalike.products.neighbours import mean_recall, nearest
 
 
 def test_exact_top_k_matches_a_full_sort() -> None:
     base = clustered_unit_vectors(500, 16, seed=0, clusters=10)
     query = clustered_unit_vectors(1, 16, seed=1, clusters=10)[0]
-    assert exact_top_k(base, query, 30).tolist() == np.argsort(-(base @ query), kind="stable")[:30].tolist()
+    assert nearest(base, query, 30)[1][0].tolist() == np.argsort(-(base @ query), kind="stable")[:30].tolist()
     np.testing.assert_allclose(np.linalg.norm(base, axis=1), 1.0, rtol=1e-5)
 
 
 def test_recall_counts_shared_neighbours() -> None:
     truth = np.array([[1, 2, 3], [4, 5, 6]])
-    assert recall_at_k([[3, 2, 1], [4, 9, 8]], truth) == 0.5 * (1.0 + 1 / 3)
+    assert mean_recall([[3, 2, 1], [4, 9, 8]], truth) == 0.5 * (1.0 + 1 / 3)
 
 
 def test_seed_search_reads_sqlite_and_ranks_by_euclidean_distance(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_seed_search_reads_sqlite_and_ranks_by_euclidean_distance(tmp_path: Path
     query = base[17]
     expected = np.argsort(np.linalg.norm(base - query, axis=1), kind="stable")[:30].tolist()
     assert seed_search(db, query, 30) == expected
-    assert seed_search(db, query, 30) == exact_top_k(base, query, 30).tolist()  # unit vectors: same order
+    assert seed_search(db, query, 30) == nearest(base, query, 30)[1][0].tolist()  # unit vectors: same order
 
 
 def test_ann_section_produces_the_report_table() -> None:

@@ -1,0 +1,148 @@
+"""Product sub-commands of `lookalike`: build, search, eval-products, split-catalog.
+
+Engines are imported inside each command, so `lookalike --help` answers without loading torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lookalike.cli.main import UserError, print_result
+from lookalike.images.loading import ImageError, load_image
+from lookalike.products.build import DEFAULT_TREES
+from lookalike.products.catalog import attach_metadata, from_manifest, read_catalog
+from lookalike.products.heads import NeighbourVote
+from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
+from lookalike.products.splits import split_items, write_manifest
+from model_zoo.registry import DEFAULT_PRODUCT_MODEL, WeightsUnavailableError
+
+SEARCH_HIT_KEYS = ("rank", "path", "category", "product_id", "title", "similarity", "distance")
+
+
+def _searcher(index: Path) -> ProductSearcher:
+    try:
+        return ProductSearcher.load(index)
+    except WeightsUnavailableError as exc:
+        raise UserError(str(exc)) from None
+
+
+def run_search(args: argparse.Namespace) -> int:
+    try:
+        image = load_image(args.image)
+    except ImageError as exc:
+        raise UserError(str(exc)) from None
+    result = _searcher(args.index).search(image, args.top_k, args.scope).to_dict()
+    payload = {
+        "model": result["model"],
+        "scope": result["scope"],
+        "categories": result["categories"],
+        "results": [{key: hit[key] for key in SEARCH_HIT_KEYS} for hit in result["results"]],
+        "timings_ms": result["timings_ms"],
+    }
+    guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
+    lines = [f"categories: {guess}"] + [
+        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}"
+        for hit in payload["results"]
+    ]
+    print_result(payload, args.json, "\n".join(lines))
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from lookalike.products.build import build_index
+
+    report = build_index(
+        args.catalog, args.out, model=args.model, manifest=args.manifest, trees=args.trees,
+        batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip,
+        vote=NeighbourVote(weight=args.vote_weight), show_bar=not args.json,
+    )
+    accuracy = report["head"]["held_out_accuracy"]
+    lines = [
+        f"indexed {report['items']} photos in {len(report['counts'])} categories into {args.out} "
+        f"({report['build_seconds']} s, {report['images_per_second']} img/s, {report['cache_hits']} cached)",
+        f"category head held-out accuracy: {'n/a' if accuracy is None else f'{accuracy:.3f}'}",
+        f"skipped {report['skipped_count']} unreadable files",
+        *(f"  {skipped['path']}: {skipped['reason']}" for skipped in report["skipped"]),
+    ]
+    print_result(report, args.json, "\n".join(lines))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from lookalike.evaluation.products import evaluate
+
+    if (args.queries is None) == (args.queries_manifest is None):
+        raise UserError("give exactly one of --queries QUERY_DIR or --queries-manifest CSV")
+    queries = read_catalog(args.queries) if args.queries else read_catalog(args.queries_manifest)
+    report = evaluate(_searcher(args.index), queries, args.top_k, args.scope, args.latency_queries)
+    text = "\n".join(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
+                     for key, value in report.items() if key != "skipped")
+    print_result(report, args.json, text)
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    items = read_catalog(args.source)
+    if args.metadata:
+        items = attach_metadata(items, from_manifest(args.metadata, args.source))
+    catalog, queries = split_items(items, args.fraction)
+    paths = {"catalog": args.out / "catalog.csv", "queries": args.out / "queries.csv"}
+    write_manifest(catalog, paths["catalog"])
+    write_manifest(queries, paths["queries"])
+    payload = {"catalog": str(paths["catalog"]), "catalog_items": len(catalog),
+               "queries": str(paths["queries"]), "query_items": len(queries)}
+    print_result(payload, args.json, f"{len(catalog)} catalog rows -> {paths['catalog']}\n"
+                                     f"{len(queries)} query rows -> {paths['queries']}")
+    return 0
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """`lookalike build` and `index_builder.py` take the same arguments."""
+    parser.add_argument("catalog", type=Path, help="folder of category sub-folders, or a manifest CSV")
+    parser.add_argument("--out", type=Path, required=True, help="index folder (replaced atomically)")
+    parser.add_argument("--model", default=DEFAULT_PRODUCT_MODEL, help="product model name, or a timm name")
+    parser.add_argument("--weights", help="weights file for --model (default: its packaged/pretrained ones)")
+    parser.add_argument("--manifest", type=Path, help="CSV path,category[,title,price,url,product_id]")
+    parser.add_argument("--trees", type=int, default=DEFAULT_TREES)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--size", type=int, help="input resolution (default: the model's)")
+    parser.add_argument("--no-flip", dest="flip", action="store_false", default=None,
+                        help="embed without the mirror-image test-time augmentation")
+    parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
+                        help="share of the nearest-photo vote in the category ranking (0: head alone)")
+    parser.add_argument("--json", action="store_true", help="print the build report as JSON")
+    parser.set_defaults(func=run_build)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    add_build_arguments(subparsers.add_parser("build", help="build the product-search index of a catalog"))
+    search = subparsers.add_parser("search", help="find the catalog items most like a photo")
+    search.add_argument("image", help="query photo")
+    search.add_argument("--index", type=Path, required=True, help="index folder from index_builder.py")
+    search.add_argument("--top-k", type=int, default=30)
+    search.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=run_search)
+
+    evaluation = subparsers.add_parser("eval-products", help="score an index with labelled query photos")
+    evaluation.add_argument("--index", type=Path, required=True)
+    evaluation.add_argument("--queries", type=Path, help="folder of category sub-folders of query photos")
+    evaluation.add_argument("--queries-manifest", type=Path, help="query manifest CSV (from split-catalog)")
+    evaluation.add_argument("--top-k", type=int, default=30)
+    evaluation.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
+    evaluation.add_argument("--latency-queries", type=int, default=100,
+                            help="queries timed one by one, end to end (quality uses all queries)")
+    evaluation.add_argument("--json", action="store_true")
+    evaluation.set_defaults(func=run_eval)
+
+    split = subparsers.add_parser(
+        "split-catalog", help="write catalog.csv / queries.csv manifests splitting each category (no copies)"
+    )
+    split.add_argument("source", type=Path, help="folder of category sub-folders, or a manifest CSV")
+    split.add_argument("--out", type=Path, required=True, help="folder for catalog.csv and queries.csv")
+    split.add_argument("--metadata", type=Path,
+                       help="manifest giving product ids / titles of SOURCE's photos (matched by path)")
+    split.add_argument("--fraction", type=float, default=0.5, help="share of each category in the catalog")
+    split.add_argument("--json", action="store_true")
+    split.set_defaults(func=run_split)

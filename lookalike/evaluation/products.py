@@ -1,0 +1,97 @@
+"""Score a product index with labelled query photos, and time queries end to end (warm).
+
+Quality is scored on every query from its embedding (embedded in batches and cached by file
+sha256 + model, like catalog photos, so scoring another scope re-uses them): top1_accuracy (the
+head's first category), precision_at_10 (share of the first 10 results in the query's category),
+map_at_30, ann_recall_at_30 (the searcher's top-30 against brute force over the same scope), and
+with product ids product_recall_at_1 over the queries whose product_id is in the index (an id the
+catalog lacks cannot be found, so it is not counted).
+
+Latency is timed on `latency_queries` queries spread evenly over the set, one at a time as a user
+sends them: decode -> embed -> head -> Annoy -> exact re-rank, after a few warm-up queries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_k
+from lookalike.products.catalog import CatalogItem
+from lookalike.products.embedding import embed_catalog
+from lookalike.products.neighbours import recall_of
+from lookalike.products.search import DEFAULT_SCOPE, ProductSearcher
+
+WARM_UP_QUERIES = 3
+RECALL_K = 30
+LATENCY_QUERIES = 100
+
+
+def quality(
+    searcher: ProductSearcher, items: list[CatalogItem], vectors: np.ndarray, top_k: int, scope: str
+) -> dict:
+    in_index = Counter(row["category"] for row in searcher.index.rows)
+    product_ids = {row["product_id"] for row in searcher.index.rows if row["product_id"]}
+    top1, p10, ap30, recall, product_hits = [], [], [], [], []
+    for item, vector in zip(items, vectors, strict=True):
+        result = searcher.search_vector(vector, max(top_k, RECALL_K), scope)
+        hits, predicted = result.results[:top_k], result.categories[0][0]
+        relevant = [hit.category == item.category for hit in hits]
+        top1.append(predicted == item.category)
+        p10.append(precision_at_k(relevant, 10))
+        ap30.append(average_precision_at_k(relevant, 30, in_index[item.category]))
+        exact = searcher.exact_ids(vector, RECALL_K, scope, predicted)
+        recall.append(recall_of([hit.id for hit in result.results[:RECALL_K]], exact))
+        if item.product_id in product_ids:
+            product_hits.append(bool(hits) and hits[0].product_id == item.product_id)
+    report = {
+        "top1_accuracy": float(np.mean(top1)),
+        "precision_at_10": float(np.mean(p10)),
+        "map_at_30": float(np.mean(ap30)),
+        "ann_recall_at_30": float(np.mean(recall)),
+    }
+    if product_hits:
+        report["product_recall_at_1"] = float(np.mean(product_hits))
+        report["product_queries"] = len(product_hits)
+    return report
+
+
+def latency(searcher: ProductSearcher, items: list[CatalogItem], top_k: int, scope: str, count: int) -> dict:
+    """p50 / p95 wall time in ms of whole queries, on `count` items spread evenly over `items`."""
+    sample = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
+    for item in sample[:WARM_UP_QUERIES]:
+        searcher.search(item.path, top_k, scope)
+    times = []
+    for item in sample:
+        start = time.perf_counter()
+        searcher.search(item.path, top_k, scope)
+        times.append(1000.0 * (time.perf_counter() - start))
+    return {
+        "latency_ms_p50": float(np.percentile(times, 50)),
+        "latency_ms_p95": float(np.percentile(times, 95)),
+        "latency_queries": len(times),
+    }
+
+
+def evaluate(
+    searcher: ProductSearcher,
+    queries: list[CatalogItem],
+    top_k: int = 30,
+    scope: str = DEFAULT_SCOPE,
+    latency_queries: int = LATENCY_QUERIES,
+    show_bar: bool = True,
+) -> dict:
+    embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
+    if not embedded.items:
+        raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
+    return {
+        "model": searcher.model,
+        "scope": scope,
+        "top_k": top_k,
+        "queries": len(embedded.items),
+        **quality(searcher, embedded.items, embedded.vectors, top_k, scope),
+        **latency(searcher, embedded.items, top_k, scope, latency_queries),
+        "skipped": embedded.skipped,
+    }

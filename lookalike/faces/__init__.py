@@ -1,0 +1,1 @@
+"""Face verification: detect -> pick a face -> align -> embed -> distance against a threshold."""

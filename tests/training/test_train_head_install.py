@@ -1,0 +1,145 @@
+"""train-head end to end on a tiny generated catalog: report files, and the winner installed into an index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.products.build import build_index
+from lookalike.products.heads import NeighbourVote
+from lookalike.products.index import load_index
+from lookalike.products.mlp_head import load_head
+from lookalike.products.search import ProductSearcher
+from lookalike.training.head import train_head
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+class ColourEmbedder:
+    """A stand-in backbone: mean colour and a few colour statistics, unit length (no model download)."""
+
+    name = "colour-test"
+    dim = 8
+    config: ClassVar[dict] = {"name": "colour-test", "size": 16, "flip": False, "resize": "squash"}
+
+    def embed(self, images, batch_size: int | None = None) -> np.ndarray:
+        rows = []
+        for image in images:
+            pixels = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.float32) / 255
+            mean, std = pixels.mean((0, 1)), pixels.std((0, 1))
+            rows.append(np.concatenate([mean, std, [mean.max() - mean.min(), 0.1]]))
+        vectors = np.asarray(rows, np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("catalog")
+    rng = np.random.default_rng(0)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir()
+        for i in range(20):
+            pixels = np.clip(np.asarray(colour) + rng.normal(0, 50, (24, 24, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def test_train_head_writes_the_report_and_installs_a_head_search_uses(catalog: Path, tmp_path: Path) -> None:
+    embedder = ColourEmbedder()
+    index_dir = tmp_path / "index"
+    build_index(catalog, index_dir, embedder=embedder, trees=2, show_bar=False)
+    out = tmp_path / "report"
+    result = train_head(
+        catalog,
+        out,
+        embedder=embedder,
+        architectures=["linear"],
+        max_epochs=15,
+        install=index_dir,
+        force=True,
+    )
+    for name in (
+        "grid.md",
+        "grid.csv",
+        "best_per_architecture.md",
+        "per_class.csv",
+        "confusion.png",
+        "curves.png",
+        "head.npz",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    assert "| linear | adam | 0.01 |" in (out / "grid.md").read_text()
+    assert result["best"]["test_acc"] >= 0.8
+    assert json.loads((out / "summary.json").read_text())["baseline_test_acc"] == result["baseline_test_acc"]
+
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    assert manifest["head"]["kind"] == "train-head"
+    assert manifest["head"]["replaced"]["kind"] == "logistic_regression"
+    installed = load_head(out / "head.npz")
+    searcher = ProductSearcher(load_index(index_dir), embedder)
+    searcher.vote = NeighbourVote(weight=0.0)  # compare the installed head's own probabilities
+    vector = embedder.embed([Image.new("RGB", (8, 8), COLOURS["green"])])[0]
+    categories = searcher.search_vector(vector, top_k=5).categories
+    assert categories[0][0] == "green"
+    assert categories[0][1] == pytest.approx(installed.rank(vector)[0][1], abs=1e-6)
+
+
+def test_install_refuses_a_head_trained_on_other_features(catalog: Path, tmp_path: Path) -> None:
+    from lookalike.training.head_install import install_head
+
+    embedder = ColourEmbedder()
+    index_dir = tmp_path / "index"
+    build_index(catalog, index_dir, embedder=embedder, trees=2, show_bar=False)
+    before = (index_dir / "head.npz").read_bytes()
+    other = {**embedder.config, "size": 32}
+    with pytest.raises(ValueError, match="trained on"):
+        install_head(index_dir / "head.npz", index_dir, other, {})
+    assert (index_dir / "head.npz").read_bytes() == before
+
+
+def test_finetune_trains_backbone_and_head_on_augmented_photos(catalog: Path) -> None:
+    """The --finetune path (GPU in use) exercised on CPU with a tiny untrained timm backbone."""
+    import timm
+
+    from lookalike.products.catalog import read_catalog
+    from lookalike.products.splits import stratified_split
+    from lookalike.training.finetune import finetune
+    from model_zoo.product_embedders import ProductEmbedder
+    from model_zoo.product_preprocess import Preprocess
+
+    backbone = timm.create_model("test_efficientnet", pretrained=False)
+    embedder = ProductEmbedder("tiny", backbone, Preprocess(32, (0.5,) * 3, (0.5,) * 3), flip=False)
+    before = [p.detach().clone() for p in backbone.parameters()]
+    items = read_catalog(catalog)
+    labels = np.array([sorted(COLOURS).index(item.category) for item in items])
+    result = finetune(
+        [i.path for i in items],
+        labels,
+        stratified_split(labels),
+        embedder,
+        "linear",
+        "cpu",
+        lr=1e-3,
+        max_epochs=2,
+        batch_size=16,
+        workers=0,
+    )
+    assert result.architecture == "finetuned+linear" and result.stop_epoch == 2
+    assert len(result.history["val_acc"]) == 2 and 0.0 <= result.test_acc <= 1.0
+    assert all(
+        torch_equal(a, b) for a, b in zip(before, backbone.parameters(), strict=True)
+    )  # a copy is tuned
+    tuned = list(result.head.backbone.parameters())
+    assert not all(torch_equal(a, b) for a, b in zip(before, tuned, strict=True))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b.detach()))
