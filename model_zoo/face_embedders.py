@@ -8,8 +8,6 @@ detector and the choice of face live in `lookalike.faces.pipeline`.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +20,7 @@ from torch import nn
 from model_zoo.dlib_resnet import DlibFaceNet, DlibFormatError
 from model_zoo.face_alignment import ArcFaceAligner, BoxCropAligner, DlibChipAligner
 from model_zoo.face_detection import Detection
+from model_zoo.onnx_runtime import OnnxSession
 from model_zoo.registry import (
     DEFAULT_FACE_MODEL,
     IMAGENET_MEAN,
@@ -172,48 +171,19 @@ class DlibResNet(ChipNetwork):
     ),
 )
 class ArcFaceOnnx(ChipNetwork):
-    """An InsightFace recognition network exported to ONNX: (pixels - 127.5) / 127.5 in, a vector out.
-
-    onnxruntime sessions are made per process, on first use, with as many threads as torch is given
-    there: a session's thread pool does not survive a fork, and face helpers are forked from the
-    loaded server (`lookalike.faces.helpers`)."""
+    """An InsightFace recognition network exported to ONNX: (pixels - 127.5) / 127.5 in, a vector out,
+    run by onnxruntime (`model_zoo.onnx_runtime`: sessions per process, safe across the helpers' fork)."""
 
     def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
         super().__init__(name, cfg)
-        self._path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
-        self._sessions: dict[int, Any] = {}
-        self._lock = threading.Lock()
-        session = self._session(threads=1)  # read the file now: a bad one fails here, in one line
-        shape = session.get_inputs()[0].shape
-        if list(shape[1:]) != [3, self.input_size, self.input_size]:
-            side = self.input_size
-            raise WeightsUnavailableError(f"{self._path} takes input {shape}, not [N, 3, {side}, {side}]")
-        self._sessions.clear()  # made again where it runs, with that process's thread count
-
-    def _session(self, threads: int | None = None) -> Any:
-        import onnxruntime
-
-        with self._lock:
-            if os.getpid() not in self._sessions:
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = threads or torch.get_num_threads()
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3  # the file declares batch 1; larger batches run fine but warn
-                try:
-                    self._sessions[os.getpid()] = onnxruntime.InferenceSession(
-                        str(self._path), options, providers=["CPUExecutionProvider"]
-                    )
-                except Exception as exc:
-                    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise WeightsUnavailableError(
-                        f"cannot load {self.name} weights from {self._path}: {message}"
-                    ) from None
-            return self._sessions[os.getpid()]
+        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
+        self._onnx = OnnxSession(path, f"{name} weights")
+        side = self.input_size
+        if self._onnx.input_shape[1:] != [3, side, side]:
+            raise WeightsUnavailableError(f"{path} takes input {self._onnx.input_shape}, not [N, 3, {side}, {side}]")
 
     def _forward(self, chips: np.ndarray) -> np.ndarray:
-        session = self._session()
-        batch = ((chips.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2)
-        vectors = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(batch)})[0]
+        vectors = self._onnx.run(((chips.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2))
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 

@@ -39,11 +39,15 @@ class Preprocess:
             return ImageOps.pad(image, target, Image.Resampling.BICUBIC, color=PAD_COLOUR)
         return ImageOps.fit(image, target, Image.Resampling.BICUBIC)
 
-    def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """A float32 [N, 3, size, size] batch, normalised with the model's mean and std."""
-        pixels = np.stack([np.asarray(self.square(image), dtype=np.float32) for image in images]) / 255.0
+    def array(self, image: Image.Image) -> np.ndarray:
+        """float32 [3, size, size], normalised with the model's mean and std."""
+        pixels = np.asarray(self.square(image), dtype=np.float32) / 255.0
         pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+    def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """A float32 [N, 3, size, size] batch (what training feeds a torch model)."""
+        return torch.from_numpy(np.stack([self.array(image) for image in images]))
 
     def to_dict(self) -> dict:
         return asdict(self)

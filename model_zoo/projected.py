@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -86,6 +87,13 @@ class ProjectedProductEmbedder:
         self.name = "projected"
         self.dim = self._head.linear.out_features
         self.config = {**self.backbone.config, "name": self.name, "weights": str(Path(path).resolve())}
+        self.preprocess, self.batch_size = self.backbone.preprocess, self.backbone.batch_size
+
+    def prepare(self, image: Any) -> np.ndarray:
+        return self.backbone.prepare(image)
+
+    def embed_prepared(self, pixels: np.ndarray) -> np.ndarray:
+        return self._head.project(self.backbone.embed_prepared(pixels)) / self._head.alpha
 
     def embed(self, images: Sequence, batch_size: int | None = None) -> np.ndarray:
         return self._head.project(self.backbone.embed(images, batch_size)) / self._head.alpha

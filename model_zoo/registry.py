@@ -67,6 +67,7 @@ class ProductCfg(ModelCfg):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     metric: str = "euclidean"  # unit vectors: Euclidean and cosine rank alike
+    backend: str | None = None  # "auto" | "onnx" | "torch"; None: LOOKALIKE_BACKEND, else "auto"
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights file for --model (default: its packaged/pretrained ones)")
     parser.add_argument("--manifest", type=Path, help="CSV path,category[,title,price,url,product_id]")
     parser.add_argument("--trees", type=int, default=DEFAULT_TREES)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="photos per network call (default: the model's)")
     parser.add_argument("--size", type=int, help="input resolution (default: the model's)")
     parser.add_argument("--no-flip", dest="flip", action="store_false", default=None,
                         help="embed without the mirror-image test-time augmentation")

@@ -116,7 +116,7 @@ def build_index(
     model: str = DEFAULT_PRODUCT_MODEL,
     manifest: Path | None = None,
     trees: int = DEFAULT_TREES,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     weights: str | None = None,
     size: int | None = None,
     flip: bool | None = None,
@@ -135,7 +135,7 @@ def build_index(
             `embedder` is given ready-made.
         manifest: a CSV giving titles, prices, urls and product ids of the catalog folder's photos.
         trees: Annoy trees per index (the search effort is measured at build time).
-        batch_size: photos embedded at once.
+        batch_size: photos per network call (default: the embedder's, chosen by measurement).
         vote: the nearest-photo vote blended into the category ranking.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
 

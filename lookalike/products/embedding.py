@@ -5,13 +5,15 @@ One bad file never stops a build: it is recorded with the loader's reason and le
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache, file_sha256
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from model_zoo.product_embedders import ProductEmbedder
 
 Progress = Callable[[int, int], None]  # (photos done, photos in all)
+DECODE_THREADS = 2
+BATCHES_AHEAD = 2
 
 
 @dataclass
@@ -34,14 +38,24 @@ class EmbeddedCatalog:
     cache_hits: int = 0
 
 
+def _decode(embedder: ProductEmbedder, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
+    """A photo ready for the network, and its full upright size (width, height)."""
+    image = load_image(path, draft=2 * embedder.preprocess.size)
+    return embedder.preprocess.array(image), image.info["full_size"]
+
+
 def embed_catalog(
     items: list[CatalogItem],
     embedder: ProductEmbedder,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     show_bar: bool = True,
 ) -> EmbeddedCatalog:
-    """Vectors for the readable items (in input order); cached vectors are reused, new ones stored."""
+    """Vectors for the readable items (in input order); cached vectors are reused, new ones stored.
+
+    Photos are decoded and resized in DECODE_THREADS threads (PIL releases the GIL), up to
+    BATCHES_AHEAD batches ahead of the network, so decoding overlaps the model instead of waiting
+    for it."""
     cache = EmbeddingCache("product_embeddings", embedder.config, embedder.dim)
     digests: dict[Path, str] = {}
     skipped: list[dict[str, str]] = []
@@ -52,38 +66,44 @@ def embed_catalog(
             skipped.append({"path": str(item.path), "reason": f"cannot read file ({exc.strerror or exc})"})
     cached = {d: (v, r["width"], r["height"]) for d, (v, r) in cache.get_many(digests.values()).items()}
     entries: dict[str, tuple[np.ndarray, int, int]] = dict(cached)
-    pending: dict[str, Image.Image] = {}
-    bar = tqdm(total=len(items), desc="embedding", unit="img", disable=not show_bar)
-    reported = 0
-
-    def report(done: int) -> None:
-        nonlocal reported
-        bar.update(done - reported)
-        reported = done
-        if progress is not None:
-            progress(done, len(items))
-
-    def flush(done: int) -> None:
-        vectors = embedder.embed(list(pending.values()), batch_size)
-        fresh = {d: (v, im.width, im.height) for (d, im), v in zip(pending.items(), vectors, strict=True)}
-        cache.put_many({d: (v, {"width": w, "height": h}) for d, (v, w, h) in fresh.items()})
-        entries.update(fresh)
-        pending.clear()
-        report(done)
-
-    for done, item in enumerate(items, start=1):
+    todo: dict[str, Path] = {}  # one photo per new digest: a duplicate is embedded once
+    for item in items:
         digest = digests.get(item.path)
-        if digest is None or digest in entries or digest in pending:
-            continue
-        try:
-            pending[digest] = load_image(item.path)
-        except ImageError as exc:
-            skipped.append({"path": str(item.path), "reason": str(exc)})
-        if len(pending) >= batch_size:
-            flush(done)
-    if pending:
-        flush(len(items))
-    report(len(items))
+        if digest is not None and digest not in entries:
+            todo.setdefault(digest, item.path)
+    jobs = list(todo.items())
+    step = batch_size or embedder.batch_size
+    chunks = [jobs[start : start + step] for start in range(0, len(jobs), step)]
+    bar = tqdm(total=len(items), desc="embedding", unit="img", disable=not show_bar)
+    done = len(items) - len(jobs)
+    bar.update(done)
+
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        def submit(chunk: list[tuple[str, Path]]) -> list[tuple[str, Path, Future]]:
+            return [(digest, path, pool.submit(_decode, embedder, path)) for digest, path in chunk]
+
+        upcoming = iter(chunks)
+        in_flight = deque(submit(chunk) for chunk in islice(upcoming, BATCHES_AHEAD))
+        while in_flight:
+            batch = in_flight.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                in_flight.append(submit(following))
+            decoded: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
+            for digest, path, future in batch:
+                try:
+                    decoded[digest] = future.result()
+                except ImageError as exc:
+                    skipped.append({"path": str(path), "reason": str(exc)})
+            if decoded:
+                vectors = embedder.embed_prepared(np.stack([pixels for pixels, _ in decoded.values()]))
+                fresh = {d: (v, *size) for (d, (_, size)), v in zip(decoded.items(), vectors, strict=True)}
+                cache.put_many({d: (v, {"width": w, "height": h}) for d, (v, w, h) in fresh.items()})
+                entries.update(fresh)
+            done += len(batch)
+            bar.update(len(batch))
+            if progress is not None:
+                progress(done, len(items))
     bar.close()
     kept = [item for item in items if digests.get(item.path) in entries]
     return EmbeddedCatalog(
