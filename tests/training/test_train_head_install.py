@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.images.loading import load_image
 from lookalike.products.build import build_index
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.index import load_index
 from lookalike.products.mlp_head import load_head
 from lookalike.products.search import ProductSearcher
 from lookalike.training.head import train_head
+from model_zoo.product_preprocess import Preprocess
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 
@@ -25,16 +27,18 @@ class ColourEmbedder:
 
     name = "colour-test"
     dim = 8
+    batch_size = 8
     config: ClassVar[dict] = {"name": "colour-test", "size": 16, "flip": False, "resize": "squash"}
+    preprocess = Preprocess(16, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # pixels / 255
+
+    def embed_prepared(self, pixels: np.ndarray) -> np.ndarray:
+        mean, std = pixels.mean((2, 3)), pixels.std((2, 3))
+        spread = mean.max(1, keepdims=True) - mean.min(1, keepdims=True)
+        vectors = np.concatenate([mean, std, spread, np.full_like(spread, 0.1)], axis=1).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     def embed(self, images, batch_size: int | None = None) -> np.ndarray:
-        rows = []
-        for image in images:
-            pixels = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.float32) / 255
-            mean, std = pixels.mean((0, 1)), pixels.std((0, 1))
-            rows.append(np.concatenate([mean, std, [mean.max() - mean.min(), 0.1]]))
-        vectors = np.asarray(rows, np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return self.embed_prepared(np.stack([self.preprocess.array(load_image(image)) for image in images]))
 
 
 @pytest.fixture(scope="module")
