@@ -13,6 +13,7 @@ import argparse
 import base64
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import FileData
 
 from lookalike.faces.verify import FaceVerifier
 from lookalike.images.loading import ImageError, load_image
@@ -42,18 +44,33 @@ UPLOAD_TTL_S = int(os.environ.get("LOOKALIKE_UPLOAD_TTL", 120))
 
 # ---------------------------------------------------------------- uploads: read once, then delete
 def _read_upload(payload: Any, what: str):
-    """The image a user sent, decoded by our own loader so bad files get our specific messages."""
+    """The image a user sent, decoded by our own loader so bad files get our specific messages, which
+    name the photo as the user knows it (`what`), never the server's temporary copy."""
     if isinstance(payload, dict) and "background" in payload:  # image editor: the cropped composite wins
         payload = payload.get("composite") or payload.get("background")
     if not payload:
         raise gr.Error(f"Add {what} first (upload, webcam or paste).")
+    if isinstance(payload, str):  # the JSON API: a data: URI, or the path of a file uploaded to this server
+        payload = {"url": payload} if payload.startswith("data:") else {"path": payload}
     url = str(payload.get("url") or "")
     if not payload.get("path") and url.startswith("data:"):
-        return load_image(base64.b64decode(url.split(",", 1)[1]))
-    path = Path(payload["path"])
+        try:
+            data = base64.b64decode(url.split(",", 1)[1], validate=True)
+        except (IndexError, ValueError):
+            raise ImageError(f"{what} is not valid base64 data") from None
+        return load_image(data, name=what)
+    path = Path(str(payload.get("path") or ""))
+    if not _is_upload(path):
+        raise ImageError(f"{what} must be uploaded to this server first (or sent as a data: URI)")
     if not path.exists():
         raise gr.Error(f"{what.capitalize()} was purged (uploads are kept {UPLOAD_TTL_S} s): add it again.")
-    return load_image(path)
+    return load_image(path, name=what)
+
+
+def _is_upload(path: Path) -> bool:
+    """Only files in Gradio's upload cache are read: a client must not make the server open its own files."""
+    root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+    return path.resolve().is_relative_to(root)
 
 
 @contextmanager
@@ -125,7 +142,11 @@ def load_services(index_dir: Path, catalog: str | None, warm_up: bool = True) ->
 
 # ---------------------------------------------------------------- product tab
 def _gallery(result) -> list[tuple[str, str]]:
-    return [(hit.path, hit_caption(hit.category, hit.similarity, hit.title, hit.price)) for hit in result.results]
+    """Thumbnails made at build time: a few KB per item to send, nothing to re-encode per request."""
+    return [
+        (hit.thumbnail or hit.path, hit_caption(hit.category, hit.similarity, hit.title, hit.price))
+        for hit in result.results
+    ]
 
 
 def make_search(services: Services) -> Callable:
@@ -134,7 +155,7 @@ def make_search(services: Services) -> Callable:
         with _user_errors():
             if services.searcher is None:
                 raise gr.Error(services.index_problem)
-            vector = services.searcher.embed(_read_upload(query, "a query photo"))
+            vector = services.searcher.embed(_read_upload(query, "the query photo"))
         return rerank(vector, scope, top_k)
 
     def rerank(vector: np.ndarray | None, scope: str, top_k: float):
@@ -190,6 +211,32 @@ def rejudge(summary: dict | None, threshold: float) -> str:
     return verdict_html(summary["distance"], float(threshold), summary["metric"])
 
 
+def make_api(services: Services) -> tuple[Callable, Callable]:
+    """The JSON API beside the UI: plain images in, the CLI's `--json` output back."""
+
+    def search(image: FileData, top_k: int = 30, scope: str = "category") -> dict:
+        """The catalog items most like a photo (file upload or data: URI): the JSON of `lookalike search --json`."""
+        with _user_errors():
+            if services.searcher is None:
+                raise gr.Error(services.index_problem)
+            photo = _read_upload(image, "the query photo")
+            return services.searcher.search(photo, int(top_k), scope).summary()
+
+    def verify(
+        image1: FileData, image2: FileData, model: str = DEFAULT_FACE_MODEL, threshold: float = -1.0,
+        any_face: bool = False,
+    ) -> dict:
+        """Whether two photos show the same person: the JSON of `lookalike verify --json`. A negative
+        threshold means the model's calibrated one; any_face compares every face of both photos."""
+        with _user_errors():
+            photos = [_read_upload(image1, "the first photo"), _read_upload(image2, "the second photo")]
+            chosen = None if threshold < 0 else float(threshold)
+            faces = "all" if any_face else "largest"
+            return services.verifier(model).verify(*photos, threshold=chosen, faces=faces).to_dict()
+
+    return search, verify
+
+
 def threshold_slider(model: str) -> dict:
     cfg = get_face_cfg(model)
     return gr.update(
@@ -238,7 +285,9 @@ def build_demo(services: Services) -> gr.Blocks:
             vector = gr.State(None)
             details = gr.State([])
             outputs = [categories, gallery, details_md, details, vector]
-            search_btn.click(search, [query, scope, top_k], outputs, api_name="search", preprocess=False)
+            search_btn.click(
+                search, [query, scope, top_k], outputs, preprocess=False, api_name="search_ui", api_visibility="private"
+            )
             for control in (scope, top_k):
                 control.change(rerank, [vector, scope, top_k], outputs, api_visibility="private")
             gallery.select(show_details, [details], details_md, api_visibility="private")
@@ -269,11 +318,15 @@ def build_demo(services: Services) -> gr.Blocks:
                 verify,
                 [image1, image2, model, threshold],
                 [verdict, boxed1, boxed2, crops, note, summary],
-                api_name="verify",
                 preprocess=False,
+                api_name="verify_ui",
+                api_visibility="private",
             )
             model.change(threshold_slider, model, threshold, api_visibility="private")
             threshold.release(rejudge, [summary, threshold], verdict, api_visibility="private")
+        api_search, api_verify = make_api(services)
+        gr.api(api_search, api_name="search")
+        gr.api(api_verify, api_name="verify")
     return demo
 
 
@@ -287,7 +340,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--auth", help="USER:PASS required to open the app")
     parser.add_argument("--max-file-size", default="10mb", help="largest upload accepted, e.g. 10mb")
-    parser.add_argument("--concurrency", type=int, default=2, help="requests processed at once")
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("LOOKALIKE_CONCURRENCY", 2)),
+                        help="requests processed at once (LOOKALIKE_CONCURRENCY)")
     return parser.parse_args(argv)
 
 
@@ -303,7 +357,9 @@ def main(argv: list[str] | None = None) -> None:
         share=args.share,
         auth=auth,
         max_file_size=args.max_file_size,
-        allowed_paths=services.searcher.catalog_roots() if services.searcher else [],
+        allowed_paths=[*services.searcher.catalog_roots(), str(services.searcher.index.folder)]
+        if services.searcher
+        else [],
         show_error=True,
     )
 

@@ -17,8 +17,6 @@ from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
 from lookalike.products.splits import split_items, write_manifest
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL, WeightsUnavailableError
 
-SEARCH_HIT_KEYS = ("rank", "path", "category", "product_id", "title", "similarity", "distance")
-
 
 def _searcher(index: Path) -> ProductSearcher:
     try:
@@ -32,14 +30,7 @@ def run_search(args: argparse.Namespace) -> int:
         image = load_image(args.image)
     except ImageError as exc:
         raise UserError(str(exc)) from None
-    result = _searcher(args.index).search(image, args.top_k, args.scope).to_dict()
-    payload = {
-        "model": result["model"],
-        "scope": result["scope"],
-        "categories": result["categories"],
-        "results": [{key: hit[key] for key in SEARCH_HIT_KEYS} for hit in result["results"]],
-        "timings_ms": result["timings_ms"],
-    }
+    payload = _searcher(args.index).search(image, args.top_k, args.scope).summary()
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     lines = [f"categories: {guess}"] + [
         f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}"

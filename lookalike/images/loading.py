@@ -35,9 +35,8 @@ def _name(source: ImageSource) -> str:
     return "the image"
 
 
-def _open(source: ImageSource) -> Image.Image:
+def _open(source: ImageSource, name: str) -> Image.Image:
     """Open without decoding, so the size check happens before any pixel memory is taken."""
-    name = _name(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -92,19 +91,23 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> Image.Image:
+def load_image(
+    source: ImageSource, max_pixels: int = MAX_PIXELS, draft: int | None = None, name: str | None = None
+) -> Image.Image:
     """Return `source` as an upright 8-bit RGB PIL image, or raise `ImageError` saying why not.
 
     `draft`: a JPEG file larger than this on both sides is decoded at a reduced scale (1/2, 1/4, 1/8)
     that keeps both sides at least `draft`; decoding a 12 MP photo then costs a fraction, for a model
-    that only sees a few hundred pixels. The upright full size stays in `image.info["full_size"]`."""
-    name = _name(source)
+    that only sees a few hundred pixels. The upright full size stays in `image.info["full_size"]`.
+    `name` is how messages call the photo (a server says "the query photo", never its own temporary
+    path); by default its path, quoted."""
+    name = name or _name(source)
     if isinstance(source, np.ndarray):
         image = _from_array(source)
     elif isinstance(source, Image.Image):
         image = source
     elif isinstance(source, (str, os.PathLike, bytes, bytearray)):
-        image = _open(bytes(source) if isinstance(source, bytearray) else source)
+        image = _open(bytes(source) if isinstance(source, bytearray) else source, name)
     else:
         raise ImageError(f"cannot read an image from a {type(source).__name__}")
     width, height = image.size

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lookalike.images.thumbnails import write_thumbnails
 from lookalike.products import index as product_index
 from lookalike.products import neighbours
 from lookalike.products.ann_tuning import RECALL_K, tune_search_k
 from lookalike.products.catalog import read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Progress, embed_catalog
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy
-from lookalike.products.index import index_exists
+from lookalike.products.index import THUMBNAILS, index_exists
 from lookalike.products.search import candidate_count
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
 
@@ -89,6 +90,7 @@ def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest
         )
     ]
     product_index.write_rows(folder / "catalog.sqlite", rows)
+    manifest["thumbnails"] = write_thumbnails([item.path for item in embedded.items], folder / THUMBNAILS)
     head.save(folder / "head.npz")
     ids = np.arange(len(rows))
     labels = np.asarray([row["category"] for row in rows])

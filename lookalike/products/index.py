@@ -26,6 +26,7 @@ from lookalike.products.mlp_head import MlpCategoryHead, load_head
 from lookalike.products.neighbours import METRIC
 
 FORMAT = "lookalike.product-index/1"
+THUMBNAILS = "thumbs"  # folder of <id>.jpg
 ROW_FIELDS = ("id", "path", "category", "title", "price", "url", "product_id", "width", "height", "sha256")
 
 
@@ -85,6 +86,11 @@ class LoadedIndex:
     head: CategoryHead | MlpCategoryHead
     categories: list[str]  # category number -> name (the order of the per-category Annoy files)
     annoy: dict[int | None, AnnoyIndex]  # None: the whole catalog
+
+    def thumbnail(self, item_id: int) -> str:
+        """The item's thumbnail made at build time, or its photo for an index built without them."""
+        path = self.folder / THUMBNAILS / f"{item_id}.jpg"
+        return str(path) if path.is_file() else self.rows[item_id]["path"]
 
 
 def _part(folder: Path, name: str) -> Path:

@@ -40,6 +40,7 @@ DEFAULT_SCOPE = "category"
 OVERFETCH = 4
 MIN_CANDIDATES = 100
 CATEGORIES_SHOWN = 5
+SUMMARY_HIT_KEYS = ("rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Hit:
     url: str
     similarity: float
     distance: float
+    thumbnail: str = ""  # a small copy made at build time (the photo itself for older indexes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +68,17 @@ class SearchResult:
     categories: list[tuple[str, float]]
     results: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """What `lookalike search --json` and the app's `search` API return: the ranking and, per hit,
+        what a shop page shows."""
+        return {
+            "model": self.model,
+            "scope": self.scope,
+            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
+            "results": [{key: getattr(hit, key) for key in SUMMARY_HIT_KEYS} for hit in self.results],
+            "timings_ms": self.timings_ms,
+        }
 
     def to_dict(self) -> dict:
         return {
@@ -181,6 +194,7 @@ class ProductSearcher:
             url=row["url"] or "",
             similarity=round((1.0 + cosine) / 2.0, 6),
             distance=round(float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine))), 6),
+            thumbnail=self.index.thumbnail(item_id),
         )
 
     def search(self, image: ImageSource, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
