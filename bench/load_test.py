@@ -9,11 +9,14 @@ Run: python bench/load_test.py --index index [--clients 50] [--searches 20]
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,19 +25,44 @@ from lookalike.paths import data_dir
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 
-def _one_user(url: str, query: Path, face1: Path | None, face2: Path | None) -> dict[str, float | str]:
-    from gradio_client import Client, handle_file
+def _data_uri(path: Path) -> dict:
+    """A photo inlined as a data: URI in a FileData payload: one request, no separate upload."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return {"path": None, "url": f"data:image/jpeg;base64,{data}", "meta": {"_type": "gradio.FileData"}}
 
+
+def _call(client, url: str, api: str, payload: list) -> dict:
+    """POST /gradio_api/call/NAME, then read the event stream: what `curl` does (see the README)."""
+    event = client.post(f"{url}gradio_api/call/{api}", json={"data": payload}).json()["event_id"]
+    stream = client.get(f"{url}gradio_api/call/{api}/{event}").text
+    if "event: complete" not in stream:
+        raise RuntimeError(stream.strip().splitlines()[-1][:200])
+    return json.loads(stream.split("data:", 2)[-1])[0]
+
+
+def _one_user(url: str, query: Path, face1: Path | None, face2: Path | None, http: bool) -> dict[str, float | str]:
+    """One search, then one verify (when faces are given), through gradio_client or plain HTTP."""
     timings: dict[str, float | str] = {}
     try:
-        client = Client(url, verbose=False, download_files=False)
+        if http:
+            client = httpx.Client(timeout=120)
+            search = lambda: _call(client, url, "search", [_data_uri(query), 30, "category"])  # noqa: E731
+            verify = lambda: _call(  # noqa: E731  (plain HTTP names every argument)
+                client, url, "verify", [_data_uri(face1), _data_uri(face2), DEFAULT_FACE_MODEL, -1.0, False]
+            )
+        else:
+            from gradio_client import Client, handle_file
+
+            client = Client(url, verbose=False, download_files=False)
+            search = lambda: client.predict(handle_file(str(query)), 30, "category", api_name="/search")  # noqa: E731
+            verify = lambda: client.predict(handle_file(str(face1)), handle_file(str(face2)), api_name="/verify")  # noqa: E731
         start = time.perf_counter()
-        found = client.predict(handle_file(str(query)), 30, "category", api_name="/search")
+        found = search()
         timings["search_ms"] = 1000 * (time.perf_counter() - start)
         assert len(found["results"]) == 30, f"{len(found['results'])} results"
         if face1 is not None and face2 is not None:
             start = time.perf_counter()
-            verdict = client.predict(handle_file(str(face1)), handle_file(str(face2)), api_name="/verify")
+            verdict = verify()
             timings["verify_ms"] = 1000 * (time.perf_counter() - start)
             assert verdict["threshold"] == get_face_cfg(DEFAULT_FACE_MODEL).threshold
     except Exception as exc:  # a load test counts failures instead of stopping at the first
@@ -42,12 +70,12 @@ def _one_user(url: str, query: Path, face1: Path | None, face2: Path | None) -> 
     return timings
 
 
-def run(url: str, clients: int, verify: bool = True) -> list[dict]:
+def run(url: str, clients: int, verify: bool = True, http: bool = False) -> list[dict]:
     root = data_dir()
     queries = sorted((root / "products").glob("*/*.jpg"))[::97]
     faces = sorted((root / "faces").glob("*/*_0001.jpg"))
     jobs = [(url, queries[i % len(queries)], faces[i % len(faces)] if verify else None,
-             faces[(i + 1) % len(faces)] if verify else None) for i in range(clients)]
+             faces[(i + 1) % len(faces)] if verify else None, http) for i in range(clients)]
     with ThreadPoolExecutor(clients) as pool:
         return list(pool.map(lambda job: _one_user(*job), jobs))
 
@@ -71,21 +99,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--searches", type=int, default=20, help="concurrent search calls timed alone")
     args = parser.parse_args()
+    rows, walls = [], []
     with launched_app(args.index) as (url, cold_s):
-        single = run(url, 1)
-        start = time.perf_counter()
-        searches = run(url, args.searches, verify=False)
-        searches_wall = time.perf_counter() - start
-        start = time.perf_counter()
-        loaded = run(url, args.clients)
-        wall = time.perf_counter() - start
-    print(f"app cold start {cold_s:.1f} s; {args.searches} concurrent searches done in {searches_wall:.2f} s "
-          f"({sum('error' in r for r in searches)} errors); {args.clients} clients done in {wall:.1f} s\n")
+        for http, client in ((True, "plain HTTP"), (False, "gradio_client")):
+            rows += summarise(f"1 client, {client}", run(url, 1, http=http))
+            start = time.perf_counter()
+            searches = run(url, args.searches, verify=False, http=http)
+            walls.append(f"{args.searches} concurrent searches, {client}: {time.perf_counter() - start:.2f} s wall, "
+                         f"{sum('error' in r for r in searches)} errors")
+            start = time.perf_counter()
+            loaded = run(url, args.clients, http=http)
+            seconds = time.perf_counter() - start
+            walls.append(f"{args.clients} clients (search + verify), {client}: {seconds:.1f} s wall")
+            rows += summarise(f"{args.clients} clients, {client}", loaded)
+    print(f"app cold start {cold_s:.1f} s")
+    print("\n".join(walls) + "\n")
     print("| run | endpoint | clients | p50_ms | p95_ms | errors |\n|---|---|---|---|---|---|")
-    print("\n".join(summarise("1 client (baseline)", single) + summarise(f"{args.clients} clients", loaded)))
-    base = np.median([r["search_ms"] for r in single if "search_ms" in r] or [np.nan])
-    under = np.median([r["search_ms"] for r in loaded if "search_ms" in r] or [np.nan])
-    print(f"\nsearch p50 under load / single client: {under / base:.1f}x")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -56,43 +56,56 @@ def client(app_url: str):
     return Client(app_url, verbose=False, download_files=False)
 
 
-def _editor(path: Path) -> dict:
+def test_api_search_returns_the_cli_json(client, data_root: Path, catalog: Path, app_url: str) -> None:
+    """A plain image in, the JSON of `lookalike search --json` back: by gradio_client, and by plain HTTP
+    with the photo inlined as a data: URI (what the README's curl example sends)."""
+    import httpx
     from gradio_client import handle_file
 
-    return {"background": handle_file(str(path)), "layers": [], "composite": None}
+    from bench.load_test import _call, _data_uri
 
-
-def test_api_search_returns_30_captioned_items(client, data_root: Path) -> None:
     query = sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]
     UPLOADED.add(query.name)
-    labels, gallery, _details = client.predict(_editor(query), "category", 30, api_name="/search")
-    assert labels["label"] == "watches"
-    assert len(gallery) == 30
-    assert all("%" in item["caption"] for item in gallery)
+    found = client.predict(handle_file(str(query)), 30, "category", api_name="/search")
+    assert found["categories"][0]["label"] == "watches"
+    assert len(found["results"]) == 30 and found["results"][0]["rank"] == 1
+    assert set(found["results"][0]) == {"rank", "path", "category", "product_id", "title", "price", "url",
+                                        "similarity", "distance"}
+    with httpx.Client(timeout=120) as http:
+        inline = _call(http, app_url, "search", [_data_uri(query), 5, "all"])
+    assert [hit["path"] for hit in inline["results"]] == [hit["path"] for hit in found["results"][:5]] or (
+        inline["scope"] == "all" and len(inline["results"]) == 5
+    )
 
 
-def test_api_verify_gives_a_verdict(client, data_root: Path) -> None:
+def test_api_verify_returns_the_cli_json(client, data_root: Path) -> None:
     from gradio_client import handle_file
 
     faces = data_root / "faces" / "Colin_Powell"
     same, other = sorted(faces.glob("*.jpg"))[:2]
     UPLOADED.update({same.name, other.name})
-    threshold = get_face_cfg(DEFAULT_FACE_MODEL).threshold
-    verdict, *_ = client.predict(
-        handle_file(str(same)), handle_file(str(other)), DEFAULT_FACE_MODEL, threshold, api_name="/verify"
-    )
-    assert "Same person" in verdict
+    verdict = client.predict(handle_file(str(same)), handle_file(str(other)), api_name="/verify")
+    assert verdict["same_person"] is True and verdict["model"] == DEFAULT_FACE_MODEL
+    assert verdict["threshold"] == get_face_cfg(DEFAULT_FACE_MODEL).threshold
+    assert len(verdict["faces"]) == 2 and verdict["pairs_compared"] == 1
 
 
-def test_api_bad_upload_gets_specific_error(client, tmp_path: Path) -> None:
+def test_api_errors_name_the_users_photo_not_a_server_path(client, app_url: str, tmp_path: Path) -> None:
+    import httpx
     from gradio_client import handle_file
+
+    from bench.load_test import _call
 
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo at all")
-    with pytest.raises(Exception, match="not an image"):
-        client.predict(_editor(fake), "all", 10, api_name="/search")
-    with pytest.raises(Exception, match="not an image"):
-        client.predict(handle_file(str(fake)), handle_file(str(fake)), DEFAULT_FACE_MODEL, 0.6, api_name="/verify")
+    with pytest.raises(Exception, match="the query photo is not an image") as error:
+        client.predict(handle_file(str(fake)), 10, "all", api_name="/search")
+    assert "/tmp" not in str(error.value) and "gradio" not in str(error.value)
+    with pytest.raises(Exception, match="the first photo is not an image"):
+        client.predict(handle_file(str(fake)), handle_file(str(fake)), api_name="/verify")
+    server_file = {"path": "/etc/hostname", "url": None, "meta": {"_type": "gradio.FileData"}}
+    with httpx.Client(timeout=60) as http, pytest.raises(RuntimeError, match=r"must be uploaded|not allowed|Cannot"):
+        _call(http, app_url, "search", [server_file, 5, "all"])  # the server never opens a file of its own
 
 
 def _upload(page, selector: str, photo: Path) -> None:
