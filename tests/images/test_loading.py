@@ -111,3 +111,25 @@ def test_bad_array_shape_and_type() -> None:
         load_image(np.zeros((4, 4, 2), dtype=np.uint8))
     with pytest.raises(ImageError, match="cannot read"):
         load_image(12345)  # type: ignore[arg-type]
+
+
+def test_messages_use_the_name_the_caller_gives(tmp_path: Path) -> None:
+    """A server names the photo as its user knows it, never its own temporary copy."""
+    fake = tmp_path / "upload-1234.jpg"
+    fake.write_text("not a photo")
+    with pytest.raises(ImageError, match=r"^the query photo is not an image") as error:
+        load_image(fake, name="the query photo")
+    assert str(tmp_path) not in str(error.value)
+
+
+def test_draft_decodes_large_jpegs_small_and_keeps_the_full_size(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    big = Image.fromarray(rng.integers(0, 255, (1200, 1800, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated: the full upright size is 1200 x 1800
+    path = _save(big, tmp_path / "big.jpg", exif=exif, quality=90)
+    drafted = load_image(path, draft=240)
+    assert min(drafted.size) >= 240 and max(drafted.size) <= 900  # decoded at a reduced scale
+    assert drafted.info["full_size"] == (1200, 1800) == load_image(path).info["full_size"]
+    small = _save(big.resize((300, 200)), tmp_path / "small.jpg")
+    assert load_image(small, draft=240).size == (300, 200)  # not large enough to draft

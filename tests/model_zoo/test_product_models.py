@@ -108,3 +108,27 @@ def test_norms_applied_before_their_convolution_are_left_alone() -> None:
     model.norm.running_mean.fill_(0.5)
     model.norm.running_var.fill_(4.0)
     assert fold_batchnorm(model, torch.randn(2, 4, 8, 8)) is model
+
+
+def test_onnxruntime_backend_matches_torch_on_real_photos(data_root) -> None:
+    """The default backend runs an ONNX export checked against torch; both give the same vectors."""
+    from model_zoo.onnx_runtime import EXPORT_MIN_COSINE, min_cosine
+
+    photos = sorted((data_root / "products").glob("*/*.jpg"))[::400]
+    fast = create_embedder("efficientnet_lite0", size=160, backend="onnx")
+    reference = create_embedder("efficientnet_lite0", size=160, backend="torch")
+    assert (fast.backend, reference.backend) == ("onnxruntime", "torch")
+    assert min_cosine(fast.embed(photos), reference.embed(photos)) >= EXPORT_MIN_COSINE
+    again = create_embedder("efficientnet_lite0", size=160, backend="onnx")  # the cached export is reused
+    np.testing.assert_allclose(again.embed(photos[:2]), fast.embed(photos[:2]), atol=1e-6)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        create_embedder("efficientnet_lite0", size=160, backend="tensorrt")
+
+
+def test_a_broken_export_is_refused_in_one_line(tmp_path) -> None:
+    from model_zoo.onnx_runtime import OnnxSession
+
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"not an onnx model")
+    with pytest.raises(WeightsUnavailableError, match="cannot load"):
+        OnnxSession(bogus, "a test model")

@@ -82,6 +82,31 @@ def test_rebuild_reuses_cached_embeddings(catalog: Path, tmp_path: Path) -> None
     assert report["cache_hits"] == report["items"]
 
 
+def test_overlapped_decoding_embeds_like_one_photo_at_a_time(index: Path) -> None:
+    """The build decodes in threads, batches ahead of the network: same vectors, same order, as embedding
+    each photo alone."""
+    from model_zoo import create_embedder
+
+    loaded = ProductSearcher.load(index).index
+    embedder = create_embedder(**loaded.manifest["embedder"])
+    paths = [row["path"] for row in loaded.rows[::7]]
+    np.testing.assert_allclose(np.stack([embedder.embed([p])[0] for p in paths]), loaded.vectors[::7], atol=1e-5)
+
+
+def test_gallery_thumbnails_are_made_at_build_time(index: Path, data_root: Path) -> None:
+    from PIL import Image
+
+    from lookalike.images.thumbnails import THUMBNAIL_SIDE
+
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["thumbnails"] == manifest["items"]
+    hit = ProductSearcher.load(index).search(sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]).results[0]
+    thumbnail = Image.open(hit.thumbnail)
+    assert Path(hit.thumbnail).parent == index / "thumbs" and max(thumbnail.size) <= THUMBNAIL_SIDE
+    photo = Image.open(hit.path)
+    assert abs(thumbnail.width / thumbnail.height - photo.width / photo.height) < 0.05
+
+
 def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) -> None:
     searcher = ProductSearcher.load(index)
     query = sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]
@@ -152,7 +177,7 @@ def test_cli_search_json(index: Path, data_root: Path, capsys) -> None:
     assert {"model", "categories", "results", "timings_ms"} <= set(payload)
     assert set(payload["categories"][0]) == {"label", "prob"}
     assert len(payload["results"]) == 7
-    hit_keys = {"rank", "path", "category", "product_id", "title", "similarity", "distance"}
+    hit_keys = {"rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance"}
     assert set(payload["results"][0]) == hit_keys
 
 
