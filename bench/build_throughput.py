@@ -8,7 +8,10 @@ Rows:
 - the current build with its cache warm.
 It also reports how far the onnxruntime embeddings stray from torch's on every photo (min cosine).
 
-    python bench/build_throughput.py [--per-category 10] [--catalog DIR]
+    python bench/build_throughput.py [--per-category 10] [--catalog DIR] [--synthetic N] [--device cuda]
+
+`--synthetic N` draws N photos per category (640x480 JPEGs of random shapes) where no catalog is at
+hand (a lent GPU machine); `--device cuda` adds the GPU build beside the CPU paths.
 
 Not a test: absolute numbers depend on the machine (and on anything else running on it); compare
 the ratios, which are measured side by side.
@@ -22,6 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importable
@@ -44,6 +50,25 @@ def subset(catalog: Path, per_category: int, root: Path) -> list[Path]:
     return photos
 
 
+def synthetic(root: Path, per_category: int, categories: int = 6) -> list[Path]:
+    """JPEG photos of random coloured shapes: what a GPU machine without the shared photos can embed."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    photos = []
+    for category in range(categories):
+        (root / f"c{category}").mkdir(parents=True)
+        for i in range(per_category):
+            image = Image.new("RGB", (640, 480), tuple(int(v) for v in rng.integers(0, 255, 3)))
+            draw = ImageDraw.Draw(image)
+            for _ in range(8):
+                x, y = rng.integers(0, 560), rng.integers(0, 400)
+                draw.ellipse((x, y, x + 80, y + 80), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+            image.save(root / f"c{category}" / f"{i}.jpg", quality=90)
+            photos.append(root / f"c{category}" / f"{i}.jpg")
+    return photos
+
+
 def timed_build(catalog: Path, out: Path, embedder: ProductEmbedder, batch: int | None, cache: Path | None) -> float:
     if cache is not None:
         os.environ["LOOKALIKE_CACHE"] = str(cache)  # a fresh, empty embedding cache
@@ -56,19 +81,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=data_dir() / "products")
     parser.add_argument("--per-category", type=int, default=10)
+    parser.add_argument("--synthetic", type=int, help="draw this many photos per category instead")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         work_dir = Path(work)
         os.environ["LOOKALIKE_CACHE"] = str(work_dir / "models")  # where the ONNX export is kept
-        photos = subset(args.catalog, args.per_category, work_dir / "catalog")
-        torch_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="torch")
-        onnx_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="onnx")
+        if args.synthetic:
+            photos = synthetic(work_dir / "catalog", args.synthetic)
+        else:
+            photos = subset(args.catalog, args.per_category, work_dir / "catalog")
+        torch_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="torch", device="cpu")
+        onnx_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="onnx", device="cpu")
         start = time.perf_counter()
         reference = torch_embedder.embed(photos, batch_size=32)
         previous = len(photos) / (time.perf_counter() - start)
         rows = [("previous path: torch, batch 32, decoded in the calling thread", previous)]
         runs = [("torch", torch_embedder, 16), ("onnxruntime", onnx_embedder, 8), ("onnxruntime", onnx_embedder, 32),
                 ("onnxruntime (default)", onnx_embedder, None)]
+        if args.device == "cuda":
+            gpu_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, device="cuda")
+            runs.append((f"torch on {torch.cuda.get_device_name()}", gpu_embedder, None))
         for i, (label, embedder, batch) in enumerate(runs):
             cache = work_dir / f"cache-{i}"
             seconds = timed_build(work_dir / "catalog", work_dir / f"index-{i}", embedder, batch, cache)
@@ -77,6 +110,8 @@ def main() -> None:
         warm = timed_build(work_dir / "catalog", work_dir / "index-warm", onnx_embedder, None, None)
         rows.append(("build_index, cache warm", len(photos) / warm))
         stray = min_cosine(reference, onnx_embedder.embed(photos))
+        if args.device == "cuda":
+            print(f"GPU vs CPU torch embeddings, min cosine: {min_cosine(reference, gpu_embedder.embed(photos)):.7f}")
     baseline = rows[0][1]
     print(f"{len(photos)} photos, {os.cpu_count()} CPUs, {DEFAULT_PRODUCT_MODEL} {onnx_embedder.config['size']} px, "
           f"flip={onnx_embedder.flip}")

@@ -48,6 +48,7 @@ __all__ = ["DEFAULT_PRODUCT_MODEL", "ProductEmbedder", "create_embedder", "list_
 #: Photos per network call. onnxruntime measured 67 / 73 / 78 / 71 photos/s at batch 1 / 8 / 32 / 64
 #: (Lite1, 240 px, no flip; eager torch 31 / 36 / 14 / 11), so 16 (32 rows with the mirror images).
 DEFAULT_BATCH = 16
+GPU_BATCH = 64
 BACKENDS = ("auto", "onnx", "torch")
 TF_LITE_NORM = (0.5, 0.5, 0.5)
 _threads_lock = threading.Lock()
@@ -80,6 +81,7 @@ class ProductEmbedder:
         flip: bool,
         weights: str | None = None,
         backend: str | None = None,
+        device: str | None = None,
     ) -> None:
         _set_threads()
         self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
@@ -89,8 +91,12 @@ class ProductEmbedder:
         self._net = fold_batchnorm(self.model, probe)
         # pre-logits width: wider than num_features where a head adds a hidden layer (MobileNetV3: 1280 vs 960)
         self.dim: int = getattr(model, "head_hidden_size", None) or model.num_features
-        self.batch_size = DEFAULT_BATCH
-        self._onnx = self._onnx_twin(backend or os.environ.get("LOOKALIKE_BACKEND", "auto"))
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        on_gpu = self.device.type != "cpu"
+        self.batch_size = GPU_BATCH if on_gpu else DEFAULT_BATCH
+        # a GPU runs the network in torch; onnxruntime is the CPU's fast path
+        self._onnx = None if on_gpu else self._onnx_twin(backend or os.environ.get("LOOKALIKE_BACKEND", "auto"))
+        self._net = self._net.to(self.device)
         self.backend = "onnxruntime" if self._onnx is not None else "torch"
 
     def _onnx_twin(self, backend: str) -> OnnxSession | None:
@@ -132,7 +138,8 @@ class ProductEmbedder:
             features = self._onnx.run(batch)
         else:
             with torch.inference_mode():
-                features = pre_logits(self._net)(torch.from_numpy(np.ascontiguousarray(batch))).float().numpy()
+                pixels_in = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+                features = pre_logits(self._net)(pixels_in).float().cpu().numpy()
         if self.flip:
             features = features[: len(pixels)] + features[len(pixels) :]
         return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
@@ -150,7 +157,7 @@ class ProductEmbedder:
     def classify(self, images: Sequence[ImageSource]) -> np.ndarray:
         """float32 [N, classes] logits of the backbone's own (ImageNet) classifier."""
         pixels = np.stack([self.prepare(image) for image in images])
-        return self._net(torch.from_numpy(pixels)).float().numpy()
+        return self._net(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()
 
 
 def _weights_name(weights: Weights) -> str | None:
@@ -163,7 +170,7 @@ def _lite_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> Produ
     load_by_position(model, read_state_dict(resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)))
     size = cfg.size or timm.data.resolve_model_data_config(model)["input_size"][-1]
     preprocess = Preprocess(size, cfg.mean, cfg.std, cfg.resize)
-    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights), cfg.backend)
+    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights), cfg.backend, cfg.device)
 
 
 for _level, (_size, _digest) in enumerate(((224, "57934424"), (240, "77cc7160"), (260, "9656183e"))):
@@ -202,7 +209,7 @@ def _timm_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> Produ
             raise WeightsUnavailableError(f"weights file {weights} does not fit {arch}: {exc}") from None
     data = timm.data.resolve_model_data_config(model)
     preprocess = Preprocess(cfg.size or data["input_size"][-1], tuple(data["mean"]), tuple(data["std"]), cfg.resize)
-    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights), cfg.backend)
+    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights), cfg.backend, cfg.device)
 
 
 def create_embedder(
@@ -213,6 +220,7 @@ def create_embedder(
     flip: bool | None = None,
     resize: str | None = None,
     backend: str | None = None,
+    device: str | None = None,
 ) -> ProductEmbedder:
     """A ready product embedder, timm's `create_model` style.
 
@@ -223,6 +231,7 @@ def create_embedder(
         size, flip, resize: override the registered config (input side, mirror averaging, squash/crop).
         backend: "auto" (onnxruntime when its export matches torch, else torch), "onnx" or "torch";
             default LOOKALIKE_BACKEND or "auto". The vectors agree to cosine 0.9999 either way.
+        device: "cpu" or "cuda" (torch on the GPU, batches of GPU_BATCH); default: a GPU when torch sees one.
 
     Returns:
         A `ProductEmbedder` whose `embed(images)` gives float32 [N, dim] unit vectors.
@@ -236,7 +245,7 @@ def create_embedder(
         >>> embedder.embed(["shoe.jpg"]).shape
         (1, 1280)
     """
-    overrides = {"size": size, "flip": flip, "resize": resize, "backend": backend}
+    overrides = {"size": size, "flip": flip, "resize": resize, "backend": backend, "device": device}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if name in list_models("product"):
         entry = get_entry("product", name)

@@ -68,6 +68,7 @@ class ProductCfg(ModelCfg):
     std: tuple[float, float, float] = IMAGENET_STD
     metric: str = "euclidean"  # unit vectors: Euclidean and cosine rank alike
     backend: str | None = None  # "auto" | "onnx" | "torch"; None: LOOKALIKE_BACKEND, else "auto"
+    device: str | None = None  # "cpu" | "cuda"; None: a GPU when torch sees one
 
 
 @dataclass(frozen=True)

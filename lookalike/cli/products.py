@@ -45,7 +45,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     report = build_index(
         args.catalog, args.out, model=args.model, manifest=args.manifest, trees=args.trees,
-        batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip,
+        batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip, device=args.device,
         vote=NeighbourVote(weight=args.vote_weight), show_bar=not args.json,
     )
     accuracy = report["head"]["held_out_accuracy"]
@@ -100,6 +100,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, help="input resolution (default: the model's)")
     parser.add_argument("--no-flip", dest="flip", action="store_false", default=None,
                         help="embed without the mirror-image test-time augmentation")
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        help="where the network runs (default: a GPU when one is visible, else the CPU)")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")

@@ -122,6 +122,7 @@ def build_index(
     weights: str | None = None,
     size: int | None = None,
     flip: bool | None = None,
+    device: str | None = None,
     embedder: ProductEmbedder | None = None,
     vote: NeighbourVote | None = None,
     progress: Progress | None = None,
@@ -133,8 +134,8 @@ def build_index(
         catalog: a folder of `<category>/<photo>` files, or a manifest CSV
             (path,category[,title,price,url,product_id]).
         out: the index folder. A build that fails or is interrupted leaves the index there unchanged.
-        model, weights, size, flip: the product embedder (`model_zoo.create_embedder`), unless
-            `embedder` is given ready-made.
+        model, weights, size, flip, device: the product embedder (`model_zoo.create_embedder`; device
+            "cuda" runs it on a GPU, the default when one is visible), unless `embedder` is given ready-made.
         manifest: a CSV giving titles, prices, urls and product ids of the catalog folder's photos.
         trees: Annoy trees per index (the search effort is measured at build time).
         batch_size: photos per network call (default: the embedder's, chosen by measurement).
@@ -162,7 +163,7 @@ def build_index(
     if embedder is None:
         from model_zoo.product_embedders import create_embedder
 
-        embedder = create_embedder(model, weights, size=size, flip=flip)
+        embedder = create_embedder(model, weights, size=size, flip=flip, device=device)
     embedded = embed_catalog(items, embedder, batch_size, progress, show_bar)
     if not embedded.items:
         raise ValueError(f"no readable image in {catalog}: {len(embedded.skipped)} files skipped")
