@@ -1,8 +1,15 @@
-"""Small JPEG copies of catalog photos, made when an index is built, so a results page sends a few KB
-per item instead of the full photo (and the server never re-encodes a photo per request)."""
+"""Small JPEG copies of catalog photos, so a results page sends a few KB per item instead of the full
+photo, and the server never re-encodes a photo per request.
+
+A thumbnail is made while the photo is decoded for its embedding (`remember`, in the decoding threads:
+no second decode), kept in the cache by the photo's content hash, and copied into each index built
+(`write_thumbnails`); a photo the cache has no thumbnail for is decoded once more there.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,26 +17,45 @@ from pathlib import Path
 from PIL import Image
 
 from lookalike.images.loading import ImageError, load_image
+from lookalike.paths import cache_dir
 
 #: Longest side of a thumbnail, in pixels: sharp in a 6-column gallery on a high-density screen.
 THUMBNAIL_SIDE = 256
 QUALITY = 85
 
 
-def _write_one(source: Path, target: Path, side: int) -> bool:
-    try:
-        image = load_image(source, draft=side)
-    except ImageError:
-        return False
-    image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    image.save(target, "JPEG", quality=QUALITY, optimize=True)
+def _cached(digest: str) -> Path:
+    return cache_dir() / "thumbnails" / digest[:2] / f"{digest}.jpg"
+
+
+def remember(image: Image.Image, digest: str) -> None:
+    """Keep a thumbnail of a decoded photo in the cache (written atomically: builds may run side by side)."""
+    target = _cached(digest)
+    if target.is_file():
+        return
+    small = image.copy()
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(small)}.tmp")
+    small.save(tmp, "JPEG", quality=QUALITY)
+    os.replace(tmp, target)
+
+
+def _write_one(source: Path, digest: str, target: Path) -> bool:
+    if not _cached(digest).is_file():
+        try:
+            remember(load_image(source, draft=THUMBNAIL_SIDE), digest)
+        except ImageError:
+            return False
+    shutil.copyfile(_cached(digest), target)
     return True
 
 
-def write_thumbnails(sources: Sequence[Path], folder: Path, side: int = THUMBNAIL_SIDE, threads: int = 2) -> int:
-    """`folder/<i>.jpg` for `sources[i]`, in `threads` threads (PIL releases the GIL); returns how many
-    were written (an unreadable photo gets none, and the app shows the photo itself)."""
+def write_thumbnails(sources: Sequence[Path], digests: Sequence[str], folder: Path, threads: int = 2) -> int:
+    """`folder/<i>.jpg` for `sources[i]`; returns how many were written (an unreadable photo gets none,
+    and the app shows the photo itself)."""
     folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(threads) as pool:
-        jobs = [pool.submit(_write_one, Path(s), folder / f"{i}.jpg", side) for i, s in enumerate(sources)]
+        pairs = enumerate(zip(sources, digests, strict=True))
+        jobs = [pool.submit(_write_one, Path(source), digest, folder / f"{i}.jpg") for i, (source, digest) in pairs]
         return sum(job.result() for job in jobs)

@@ -90,7 +90,8 @@ def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest
         )
     ]
     product_index.write_rows(folder / "catalog.sqlite", rows)
-    manifest["thumbnails"] = write_thumbnails([item.path for item in embedded.items], folder / THUMBNAILS)
+    sources = [item.path for item in embedded.items]
+    manifest["thumbnails"] = write_thumbnails(sources, embedded.digests, folder / THUMBNAILS)
     head.save(folder / "head.npz")
     ids = np.arange(len(rows))
     labels = np.asarray([row["category"] for row in rows])

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache, file_sha256
 from lookalike.images.loading import ImageError, load_image
+from lookalike.images.thumbnails import remember
 from lookalike.products.catalog import CatalogItem
 
 if TYPE_CHECKING:
@@ -38,9 +39,11 @@ class EmbeddedCatalog:
     cache_hits: int = 0
 
 
-def _decode(embedder: ProductEmbedder, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
-    """A photo ready for the network, and its full upright size (width, height)."""
+def _decode(embedder: ProductEmbedder, path: Path, digest: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """A photo ready for the network, and its full upright size (width, height); its gallery thumbnail
+    is made on the way, from the pixels already decoded."""
     image = load_image(path, draft=2 * embedder.preprocess.size)
+    remember(image, digest)
     return embedder.preprocess.array(image), image.info["full_size"]
 
 
@@ -80,7 +83,7 @@ def embed_catalog(
 
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         def submit(chunk: list[tuple[str, Path]]) -> list[tuple[str, Path, Future]]:
-            return [(digest, path, pool.submit(_decode, embedder, path)) for digest, path in chunk]
+            return [(digest, path, pool.submit(_decode, embedder, path, digest)) for digest, path in chunk]
 
         upcoming = iter(chunks)
         in_flight = deque(submit(chunk) for chunk in islice(upcoming, BATCHES_AHEAD))
