@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,8 +41,11 @@ def _call(client, url: str, api: str, payload: list) -> dict:
     return json.loads(stream.split("data:", 2)[-1])[0]
 
 
-def _one_user(url: str, query: Path, face1: Path | None, face2: Path | None, http: bool) -> dict[str, float | str]:
-    """One search, then one verify (when faces are given), through gradio_client or plain HTTP."""
+def _one_user(
+    url: str, query: Path, face1: Path | None, face2: Path | None, http: bool, ready: threading.Barrier
+) -> dict[str, float | str]:
+    """One search, then one verify (when faces are given), through gradio_client or plain HTTP. Every user
+    connects first and all start together, so client set-up is not timed as server latency."""
     timings: dict[str, float | str] = {}
     try:
         if http:
@@ -56,6 +60,7 @@ def _one_user(url: str, query: Path, face1: Path | None, face2: Path | None, htt
             client = Client(url, verbose=False, download_files=False)
             search = lambda: client.predict(handle_file(str(query)), 30, "category", api_name="/search")  # noqa: E731
             verify = lambda: client.predict(handle_file(str(face1)), handle_file(str(face2)), api_name="/verify")  # noqa: E731
+        ready.wait()
         start = time.perf_counter()
         found = search()
         timings["search_ms"] = 1000 * (time.perf_counter() - start)
@@ -66,18 +71,23 @@ def _one_user(url: str, query: Path, face1: Path | None, face2: Path | None, htt
             timings["verify_ms"] = 1000 * (time.perf_counter() - start)
             assert verdict["threshold"] == get_face_cfg(DEFAULT_FACE_MODEL).threshold
     except Exception as exc:  # a load test counts failures instead of stopping at the first
+        ready.abort()  # nobody waits for a user that will never arrive
         timings["error"] = f"{type(exc).__name__}: {exc}"
     return timings
 
 
-def run(url: str, clients: int, verify: bool = True, http: bool = False) -> list[dict]:
+def run(url: str, clients: int, verify: bool = True, http: bool = False) -> tuple[list[dict], float]:
+    """Each user's timings, and the wall time from the common start to the last answer."""
     root = data_dir()
     queries = sorted((root / "products").glob("*/*.jpg"))[::97]
     faces = sorted((root / "faces").glob("*/*_0001.jpg"))
     jobs = [(url, queries[i % len(queries)], faces[i % len(faces)] if verify else None,
              faces[(i + 1) % len(faces)] if verify else None, http) for i in range(clients)]
+    started: list[float] = []
+    ready = threading.Barrier(clients, action=lambda: started.append(time.perf_counter()))
     with ThreadPoolExecutor(clients) as pool:
-        return list(pool.map(lambda job: _one_user(*job), jobs))
+        results = list(pool.map(lambda job: _one_user(*job, ready), jobs))
+    return results, time.perf_counter() - (started[0] if started else time.perf_counter())
 
 
 def summarise(name: str, results: list[dict]) -> list[str]:
@@ -102,14 +112,11 @@ def main() -> None:
     rows, walls = [], []
     with launched_app(args.index) as (url, cold_s):
         for http, client in ((True, "plain HTTP"), (False, "gradio_client")):
-            rows += summarise(f"1 client, {client}", run(url, 1, http=http))
-            start = time.perf_counter()
-            searches = run(url, args.searches, verify=False, http=http)
-            walls.append(f"{args.searches} concurrent searches, {client}: {time.perf_counter() - start:.2f} s wall, "
+            rows += summarise(f"1 client, {client}", run(url, 1, http=http)[0])
+            searches, seconds = run(url, args.searches, verify=False, http=http)
+            walls.append(f"{args.searches} concurrent searches, {client}: {seconds:.2f} s wall, "
                          f"{sum('error' in r for r in searches)} errors")
-            start = time.perf_counter()
-            loaded = run(url, args.clients, http=http)
-            seconds = time.perf_counter() - start
+            loaded, seconds = run(url, args.clients, http=http)
             walls.append(f"{args.clients} clients (search + verify), {client}: {seconds:.1f} s wall")
             rows += summarise(f"{args.clients} clients, {client}", loaded)
     print(f"app cold start {cold_s:.1f} s")
