@@ -4,7 +4,8 @@ Quality is scored on every query from its embedding (embedded in batches and cac
 sha256 + model, like catalog photos, so scoring another scope re-uses them): top1_accuracy (the
 head's first category), precision_at_10 (share of the first 10 results in the query's category),
 map_at_30, ann_recall_at_30 (the searcher's top-30 against brute force over the same scope), and
-with product ids product_recall_at_1 over the queries whose product_id is in the index (an id the
+with product ids product_recall_at_1 and product_recall_at_10 (the same product among the first 1 or
+10 results) over the queries whose product_id is in the index, `product_queries` of them (an id the
 catalog lacks cannot be found, so it is not counted).
 
 Latency is timed on `latency_queries` queries spread evenly over the set, one at a time as a user
@@ -34,7 +35,7 @@ def quality(
 ) -> dict:
     in_index = Counter(row["category"] for row in searcher.index.rows)
     product_ids = {row["product_id"] for row in searcher.index.rows if row["product_id"]}
-    top1, p10, ap30, recall, product_hits = [], [], [], [], []
+    top1, p10, ap30, recall, product_ranks = [], [], [], [], []
     for item, vector in zip(items, vectors, strict=True):
         result = searcher.search_vector(vector, max(top_k, RECALL_K), scope)
         hits, predicted = result.results[:top_k], result.categories[0][0]
@@ -45,16 +46,19 @@ def quality(
         exact = searcher.exact_ids(vector, RECALL_K, scope, predicted)
         recall.append(recall_of([hit.id for hit in result.results[:RECALL_K]], exact))
         if item.product_id in product_ids:
-            product_hits.append(bool(hits) and hits[0].product_id == item.product_id)
+            found = [i for i, hit in enumerate(result.results) if hit.product_id == item.product_id]
+            product_ranks.append(found[0] if found else len(result.results))
     report = {
         "top1_accuracy": float(np.mean(top1)),
         "precision_at_10": float(np.mean(p10)),
         "map_at_30": float(np.mean(ap30)),
         "ann_recall_at_30": float(np.mean(recall)),
     }
-    if product_hits:
-        report["product_recall_at_1"] = float(np.mean(product_hits))
-        report["product_queries"] = len(product_hits)
+    if product_ranks:
+        ranks = np.asarray(product_ranks)
+        report["product_recall_at_1"] = float(np.mean(ranks < 1))
+        report["product_recall_at_10"] = float(np.mean(ranks < 10))
+        report["product_queries"] = len(product_ranks)
     return report
 
 

@@ -215,7 +215,8 @@ def test_split_manifests_build_and_product_recall(
     assert cli.main(["eval-products", "--index", str(tmp_path / "index"), "--queries-manifest",
                      str(tmp_path / "queries.csv"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert 0.0 <= report["product_recall_at_1"] <= 1.0 and report["product_queries"] > 0
+    assert 0.0 <= report["product_recall_at_1"] <= report["product_recall_at_10"] <= 1.0
+    assert report["product_queries"] > 0
     assert np.isfinite(report["map_at_30"])
 
 
