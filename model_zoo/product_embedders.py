@@ -23,7 +23,7 @@ import timm
 import torch
 from torch import nn
 
-from lookalike.images.loading import ImageSource, load_image
+from lookalike.images.loading import ImageSource
 from lookalike.paths import cache_dir
 from model_zoo.batchnorm_folding import fold_batchnorm
 from model_zoo.onnx_runtime import OnnxSession, export_product_network, pre_logits
@@ -97,6 +97,7 @@ class ProductEmbedder:
         # a GPU runs the network in torch; onnxruntime is the CPU's fast path
         self._onnx = None if on_gpu else self._onnx_twin(backend or os.environ.get("LOOKALIKE_BACKEND", "auto"))
         self._net = self._net.to(self.device)
+        self._features = pre_logits(self._net)  # what the torch path runs
         self.backend = "onnxruntime" if self._onnx is not None else "torch"
 
     def _onnx_twin(self, backend: str) -> OnnxSession | None:
@@ -125,9 +126,9 @@ class ProductEmbedder:
         }
 
     def prepare(self, image: ImageSource) -> np.ndarray:
-        """float32 [3, size, size]: the photo decoded (large JPEGs at a reduced scale, never below twice
-        the input side), resized and normalised. Thread-safe; the GIL is released while decoding."""
-        return self.preprocess.array(load_image(image, draft=2 * self.preprocess.size))
+        """float32 [3, size, size]: the photo decoded (`Preprocess.load`), resized and normalised.
+        Thread-safe; the GIL is released while decoding."""
+        return self.preprocess.array(self.preprocess.load(image))
 
     def embed_prepared(self, pixels: np.ndarray) -> np.ndarray:
         """float32 [N, dim] unit vectors of prepared photos [N, 3, size, size] (one network call)."""
@@ -139,7 +140,7 @@ class ProductEmbedder:
         else:
             with torch.inference_mode():
                 pixels_in = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-                features = pre_logits(self._net)(pixels_in).float().cpu().numpy()
+                features = self._features(pixels_in).float().cpu().numpy()
         if self.flip:
             features = features[: len(pixels)] + features[len(pixels) :]
         return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)

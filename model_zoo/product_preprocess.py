@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from lookalike.images.loading import ImageSource, load_image
+
 RESIZE_POLICIES = ("squash", "pad", "crop")
 PAD_COLOUR = (255, 255, 255)
 
@@ -38,6 +40,11 @@ class Preprocess:
         if self.resize == "pad":
             return ImageOps.pad(image, target, Image.Resampling.BICUBIC, color=PAD_COLOUR)
         return ImageOps.fit(image, target, Image.Resampling.BICUBIC)
+
+    def load(self, source: ImageSource) -> Image.Image:
+        """The photo decoded for this input size: a large JPEG at a reduced scale that keeps both sides at
+        least twice the input side (the resize still sees plenty of pixels; the decode costs a fraction)."""
+        return load_image(source, draft=2 * self.size)
 
     def array(self, image: Image.Image) -> np.ndarray:
         """float32 [3, size, size], normalised with the model's mean and std."""

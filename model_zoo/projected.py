@@ -75,7 +75,8 @@ class ProjectedFaceModel(FaceModel):
 class ProjectedProductEmbedder:
     """A product embedder's features through the trained head, as unit vectors (what the index stores)."""
 
-    def __init__(self, weights: Weights, size: int | None, flip: bool | None, resize: str | None) -> None:
+    def __init__(self, weights: Weights, overrides: dict[str, Any]) -> None:
+        """`overrides`: `create_embedder` keywords for the backbone (size, flip, resize, backend, device)."""
         from model_zoo.product_embedders import create_embedder
 
         path = resolve_weights("projected", None, None, weights)
@@ -83,7 +84,7 @@ class ProjectedProductEmbedder:
         backbone = checkpoint["backbone"]
         if backbone["kind"] != "product":
             raise WeightsUnavailableError(f"{path} was trained on {backbone['kind']} features, not products")
-        self.backbone = create_embedder(backbone["name"], size=size, flip=flip, resize=resize)
+        self.backbone = create_embedder(backbone["name"], **overrides)
         self.name = "projected"
         self.dim = self._head.linear.out_features
         self.config = {**self.backbone.config, "name": self.name, "weights": str(Path(path).resolve())}
@@ -105,7 +106,9 @@ class ProjectedProductEmbedder:
     ProductCfg(description="product embedder + triplet-trained 128-d head (train-embedding); weights=CHECKPOINT"),
 )
 def create_projected_product(name: str, cfg: ProductCfg, weights: Weights = None) -> ProjectedProductEmbedder:
-    """The backbone keeps its own config except where the caller overrode size, flip or resize."""
+    """The backbone keeps its own config where the caller left this entry's defaults; the caller's
+    size, flip, resize, backend and device reach it."""
     defaults = ProductCfg()
-    changed = {k: getattr(cfg, k) for k in ("size", "flip", "resize") if getattr(cfg, k) != getattr(defaults, k)}
-    return ProjectedProductEmbedder(weights, changed.get("size"), changed.get("flip"), changed.get("resize"))
+    keys = ("size", "flip", "resize", "backend", "device")
+    overrides = {key: getattr(cfg, key) for key in keys if getattr(cfg, key) != getattr(defaults, key)}
+    return ProjectedProductEmbedder(weights, overrides)

@@ -6,17 +6,7 @@ import argparse
 from pathlib import Path
 
 from lookalike.cli.main import UserError, print_result
-from model_zoo.registry import DEFAULT_FACE_MODEL, UnknownModelError
-
-
-def _model_name(name: str) -> str:
-    from model_zoo.face_embedders import get_face_cfg
-
-    try:
-        get_face_cfg(name)
-    except UnknownModelError as exc:  # a KeyError, which the CLI would not print in one line
-        raise UserError(str(exc)) from None
-    return name
+from model_zoo.registry import DEFAULT_FACE_MODEL
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -25,7 +15,7 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.any_face and args.face_index:
         raise UserError("use --face-index or --any-face, not both")
     # one-shot command: a helper process would cost more to start than it saves
-    verifier = FaceVerifier(_model_name(args.model), weights=args.weights, processes=1)
+    verifier = FaceVerifier(args.model, weights=args.weights, processes=1)
     result = verifier.verify(
         args.image1,
         args.image2,
@@ -60,12 +50,11 @@ def run_eval(args: argparse.Namespace) -> int:
     from lookalike.evaluation.faces import evaluate
     from model_zoo.face_embedders import get_face_cfg
 
-    model = _model_name(args.model)
-    evaluation = evaluate(faces_dir, args.pairs, model, args.weights, args.limit)
+    evaluation = evaluate(faces_dir, args.pairs, args.model, args.weights, args.limit)
     summary = dict(evaluation.summary)
     if args.sweep:
         summary["sweep"] = threshold_sweep(
-            evaluation.distances, evaluation.same, *get_face_cfg(model).sweep
+            evaluation.distances, evaluation.same, *get_face_cfg(args.model).sweep
         )
     if args.plot:
         evaluation.plot_roc(args.plot)

@@ -135,8 +135,7 @@ class FaceVerifier:
         ]
         loaded = time.perf_counter()
         first, second = self._pipeline.run(jobs)
-        first, second, pairs = self._closest_pair(first, second)
-        distance = max(0.0, float(distances(first.embedding, second.embedding, self.metric)[0]))
+        first, second, distance, pairs = self._closest_pair(first, second)
         timings = {"load": 1000 * (loaded - start)}
         for stage in first.timings_ms:
             timings[stage] = first.timings_ms[stage] + second.timings_ms[stage]
@@ -151,14 +150,18 @@ class FaceVerifier:
             pairs_compared=pairs,
         )
 
-    def _closest_pair(self, first: FaceEmbedding, second: FaceEmbedding) -> tuple[FaceEmbedding, FaceEmbedding, int]:
-        """Each photo's embedded face that makes the closest pair (the chosen ones when one each)."""
+    def _closest_pair(
+        self, first: FaceEmbedding, second: FaceEmbedding
+    ) -> tuple[FaceEmbedding, FaceEmbedding, float, int]:
+        """Each photo's embedded face that makes the closest pair (the chosen ones when one each), their
+        distance (never below 0: rounding must not print -0.0) and how many pairs were compared."""
         left, right = sorted(first.embedded), sorted(second.embedded)
         a = np.stack([first.embedded[i][0] for i in left])
         b = np.stack([second.embedded[j][0] for j in right])
         grid = distances(np.repeat(a, len(b), axis=0), np.tile(b, (len(a), 1)), self.metric)
         best = int(np.argmin(grid))
-        return first.choose(left[best // len(b)]), second.choose(right[best % len(b)]), len(grid)
+        distance = max(0.0, float(grid[best]))
+        return first.choose(left[best // len(b)]), second.choose(right[best % len(b)]), distance, len(grid)
 
     def warm_up(self) -> None:
         self._pipeline.warm_up()

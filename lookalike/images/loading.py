@@ -96,8 +96,8 @@ def load_image(
 ) -> Image.Image:
     """Return `source` as an upright 8-bit RGB PIL image, or raise `ImageError` saying why not.
 
-    `draft`: a JPEG file larger than this on both sides is decoded at a reduced scale (1/2, 1/4, 1/8)
-    that keeps both sides at least `draft`; decoding a 12 MP photo then costs a fraction, for a model
+    `draft`: a JPEG file at least twice this on both sides is decoded at a reduced scale (1/2, 1/4,
+    1/8) that keeps both sides at least `draft`; decoding a 12 MP photo then costs a fraction, for a model
     that only sees a few hundred pixels. The upright full size stays in `image.info["full_size"]`.
     `name` is how messages call the photo (a server says "the query photo", never its own temporary
     path); by default its path, quoted."""

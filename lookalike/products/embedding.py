@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache, file_sha256
-from lookalike.images.loading import ImageError, load_image
+from lookalike.images.loading import ImageError
 from lookalike.images.thumbnails import remember
 from lookalike.products.catalog import CatalogItem
 
@@ -39,12 +39,13 @@ class EmbeddedCatalog:
     cache_hits: int = 0
 
 
-def _decode(embedder: ProductEmbedder, path: Path, digest: str) -> tuple[np.ndarray, tuple[int, int]]:
-    """A photo ready for the network, and its full upright size (width, height); its gallery thumbnail
-    is made on the way, from the pixels already decoded."""
-    image = load_image(path, draft=2 * embedder.preprocess.size)
+def _decode(embedder: ProductEmbedder, path: Path, digest: str) -> tuple[np.ndarray, dict[str, int]]:
+    """A photo ready for the network, and its cache record (full upright width and height); its gallery
+    thumbnail is made on the way, from the pixels already decoded."""
+    image = embedder.preprocess.load(path)
     remember(image, digest)
-    return embedder.preprocess.array(image), image.info["full_size"]
+    width, height = image.info["full_size"]
+    return embedder.preprocess.array(image), {"width": width, "height": height}
 
 
 def embed_catalog(
@@ -67,8 +68,8 @@ def embed_catalog(
             digests[item.path] = file_sha256(item.path)
         except OSError as exc:
             skipped.append({"path": str(item.path), "reason": f"cannot read file ({exc.strerror or exc})"})
-    cached = {d: (v, r["width"], r["height"]) for d, (v, r) in cache.get_many(digests.values()).items()}
-    entries: dict[str, tuple[np.ndarray, int, int]] = dict(cached)
+    cached = cache.get_many(digests.values())
+    entries = dict(cached)
     todo: dict[str, Path] = {}  # one photo per new digest: a duplicate is embedded once
     for item in items:
         digest = digests.get(item.path)
@@ -92,7 +93,7 @@ def embed_catalog(
             following = next(upcoming, None)
             if following is not None:
                 in_flight.append(submit(following))
-            decoded: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
+            decoded: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
             for digest, path, future in batch:
                 try:
                     decoded[digest] = future.result()
@@ -100,8 +101,8 @@ def embed_catalog(
                     skipped.append({"path": str(path), "reason": str(exc)})
             if decoded:
                 vectors = embedder.embed_prepared(np.stack([pixels for pixels, _ in decoded.values()]))
-                fresh = {d: (v, *size) for (d, (_, size)), v in zip(decoded.items(), vectors, strict=True)}
-                cache.put_many({d: (v, {"width": w, "height": h}) for d, (v, w, h) in fresh.items()})
+                fresh = {d: (v, record) for (d, (_, record)), v in zip(decoded.items(), vectors, strict=True)}
+                cache.put_many(fresh)
                 entries.update(fresh)
             done += len(batch)
             bar.update(len(batch))
@@ -109,13 +110,14 @@ def embed_catalog(
                 progress(done, len(items))
     bar.close()
     kept = [item for item in items if digests.get(item.path) in entries]
+    records = [entries[digests[item.path]][1] for item in kept]
     return EmbeddedCatalog(
         items=kept,
         vectors=np.stack([entries[digests[item.path]][0] for item in kept]).astype(np.float32)
         if kept
         else np.zeros((0, embedder.dim), np.float32),
         digests=[digests[item.path] for item in kept],
-        sizes=[entries[digests[item.path]][1:] for item in kept],
+        sizes=[(record["width"], record["height"]) for record in records],
         skipped=skipped,
         cache_hits=sum(1 for item in kept if digests[item.path] in cached),
     )
