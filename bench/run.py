@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if "catalog" not in args.skip:
         from lookalike.products.index import load_index
 
-        vectors = load_index(args.index).vectors
+        _, vectors = load_index(args.index).store.vectors()
         base, queries = catalog_queries(vectors, QUERIES)
         rows = ann_section("catalog", base, queries, [8, 32, 64], [-1, 1000, 4000])
         sections.append(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from bench.face_verify_latency import percentiles
 from bench.seed_bruteforce import seed_search, write_seed_db
 from lookalike.paths import data_dir
 from lookalike.products.neighbours import mean_recall, nearest
+
+if TYPE_CHECKING:
+    from lookalike.products.search import ProductSearcher
 
 
 def ensure_index(index_dir: Path) -> str:
@@ -25,7 +29,8 @@ def ensure_index(index_dir: Path) -> str:
     if index_exists(index_dir):
         manifest = load_index(index_dir).manifest
         return (
-            f"Index {index_dir}: {manifest['items']} photos, {manifest['model']}, trees={manifest['trees']}."
+            f"Index {index_dir}: {manifest['items']} photos, {manifest['model']}, "
+            f"{manifest['store']['kind']} store, trees={manifest['store'].get('trees')}."
         )
     start = time.perf_counter()
     report = build_index(data_dir() / "products", index_dir, show_bar=False)
@@ -33,6 +38,12 @@ def ensure_index(index_dir: Path) -> str:
         f"Index built for this run from {data_dir() / 'products'}: {report['items']} photos in "
         f"{time.perf_counter() - start:.0f} s ({report['cache_hits']} embeddings from the cache)."
     )
+
+
+def spread_paths(searcher: ProductSearcher, count: int) -> list[str]:
+    """`count` catalog photos spread evenly over the index (every category gets its share)."""
+    paths = searcher.index.rows.column("path")
+    return paths[:: max(1, len(paths) // count)][:count]
 
 
 def _query_vectors(vectors: np.ndarray, count: int) -> np.ndarray:
@@ -44,7 +55,7 @@ def seed_vs_index(index_dir: Path, tmp: Path, runs: int) -> list[dict]:
     from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
-    vectors = searcher.index.vectors
+    _, vectors = searcher.index.store.vectors()
     queries = _query_vectors(vectors, runs)
     _, truth = nearest(vectors, queries, 30)
     db = write_seed_db(vectors, tmp / "seed.sqlite")
@@ -81,9 +92,7 @@ def embed_throughput(index_dir: Path, batch_sizes: tuple[int, ...], photos: int 
     from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
-    paths = [row["path"] for row in searcher.index.rows[:: max(1, len(searcher.index.rows) // photos)]][
-        :photos
-    ]
+    paths = spread_paths(searcher, photos)
     images = [load_image(p) for p in paths]
     embedder = searcher.embedder
     embedder.embed(images[:2])  # warm-up
@@ -109,7 +118,7 @@ def product_query_latency(index_dir: Path, runs: int) -> list[dict]:
     from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
-    paths = [row["path"] for row in searcher.index.rows[:: max(1, len(searcher.index.rows) // runs)]]
+    paths = spread_paths(searcher, runs)
     cycle = iter(paths * 2)
     p50, p95 = percentiles(lambda: searcher.search(next(cycle), 30), runs)
     return [

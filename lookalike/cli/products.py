@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lookalike.cli.main import UserError, print_result
 from lookalike.images.loading import ImageError, load_image
-from lookalike.products.build import DEFAULT_TREES
+from lookalike.products.build import DEFAULT_TREES, ENGINES
 from lookalike.products.catalog import attach_metadata, from_manifest, read_catalog
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
@@ -46,13 +46,17 @@ def run_build(args: argparse.Namespace) -> int:
     report = build_index(
         args.catalog, args.out, model=args.model, manifest=args.manifest, trees=args.trees,
         batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip, device=args.device,
-        vote=NeighbourVote(weight=args.vote_weight), show_bar=not args.json,
+        vote=NeighbourVote(weight=args.vote_weight), show_bar=not args.json, store=args.store,
+        update=args.update, engine=args.engine, ray_address=args.ray_address,
     )
-    accuracy = report["head"]["held_out_accuracy"]
+    accuracy, store, update = report["head"]["held_out_accuracy"], report["store"], report.get("update")
     lines = [
         f"indexed {report['items']} photos in {len(report['counts'])} categories into {args.out} "
         f"({report['build_seconds']} s, {report['images_per_second']} img/s, {report['cache_hits']} cached)",
         f"category head held-out accuracy: {'n/a' if accuracy is None else f'{accuracy:.3f}'}",
+        f"vectors in the {store['kind']} store"
+        + (f" at {store['uri']}, collection {store['collection']}" if store["uri"] else ""),
+        *([f"update: kept {update['kept']}, added {update['added']}, removed {update['removed']}"] if update else []),
         f"skipped {report['skipped_count']} unreadable files",
         *(f"  {skipped['path']}: {skipped['reason']}" for skipped in report["skipped"]),
     ]
@@ -102,6 +106,15 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         help="embed without the mirror-image test-time augmentation")
     parser.add_argument("--device", choices=("cpu", "cuda"),
                         help="where the network runs (default: a GPU when one is visible, else the CPU)")
+    parser.add_argument("--store", help="where the vectors go: annoy (default; annoy?dtype=float16), milvus "
+                        "(Milvus Lite in the index folder), milvus:///path/file.db, milvus://host:19530 "
+                        "(?index=FLAT|IVF_FLAT|HNSW); an --update keeps the index's store unless given")
+    parser.add_argument("--update", action="store_true",
+                        help="update the index at --out: embed new photos only, drop deleted ones, refit the head "
+                             "(the index's own model is used)")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="ray: embed on a Ray Data actor pool (this machine, or --ray-address)")
+    parser.add_argument("--ray-address", help="a Ray cluster to join (ray://head:10001, or auto on a cluster node)")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")

@@ -41,7 +41,10 @@ def remember(image: Image.Image, digest: str) -> None:
     os.replace(tmp, target)
 
 
-def _write_one(source: Path, digest: str, target: Path) -> bool:
+def _write_one(source: Path, digest: str, target: Path, earlier: Path | None) -> bool:
+    if earlier is not None and earlier.is_file():
+        shutil.copyfile(earlier, target)
+        return True
     if not _cached(digest).is_file():
         try:
             remember(load_image(source, draft=THUMBNAIL_SIDE), digest)
@@ -51,11 +54,18 @@ def _write_one(source: Path, digest: str, target: Path) -> bool:
     return True
 
 
-def write_thumbnails(sources: Sequence[Path], digests: Sequence[str], folder: Path, threads: int = 2) -> int:
-    """`folder/<i>.jpg` for `sources[i]`; returns how many were written (an unreadable photo gets none,
-    and the app shows the photo itself)."""
+def write_thumbnails(
+    sources: Sequence[Path], digests: Sequence[str], folder: Path, ids: Sequence[int], earlier: Path | None = None,
+    threads: int = 2,
+) -> int:
+    """`folder/<id>.jpg` for each source; returns how many were written (an unreadable photo gets none,
+    and the app shows the photo itself). An update passes the previous index's thumbnail folder
+    (`earlier`): a kept item's thumbnail is copied from there, under the same id."""
     folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(threads) as pool:
-        pairs = enumerate(zip(sources, digests, strict=True))
-        jobs = [pool.submit(_write_one, Path(source), digest, folder / f"{i}.jpg") for i, (source, digest) in pairs]
+        jobs = [
+            pool.submit(_write_one, Path(source), digest, folder / f"{item_id}.jpg",
+                        earlier / f"{item_id}.jpg" if earlier else None)
+            for source, digest, item_id in zip(sources, digests, ids, strict=True)
+        ]
         return sum(job.result() for job in jobs)

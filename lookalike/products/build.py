@@ -3,43 +3,49 @@
 The new index is written to a temporary sibling folder, `manifest.json` last, and only then renamed
 into place; the previous index is parked beside it until the new one is in, then deleted. A build
 that dies at any point leaves the previous index loadable and unchanged (`product_index.locate`
-also finds the parked one should the process die between the two renames).
+also finds the parked one should the process die between the two renames). A store outside the
+folder (a Milvus server or file) gets a new collection per build, dropped if the build fails, and
+the replaced index's collection is dropped once the new index is in.
+
+`update=True` keeps the previous index's vectors for the photos whose file is unchanged (same path
+and content), embeds only new or changed photos, leaves out deleted ones, and refits the head.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from lookalike.images.cache import Entry
 from lookalike.images.thumbnails import write_thumbnails
 from lookalike.products import index as product_index
-from lookalike.products import neighbours
-from lookalike.products.ann_tuning import RECALL_K, tune_search_k
 from lookalike.products.catalog import read_catalog
-from lookalike.products.embedding import EmbeddedCatalog, Progress, embed_catalog
+from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_catalog, local_engine
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy
 from lookalike.products.index import THUMBNAILS, index_exists
-from lookalike.products.search import candidate_count
+from lookalike.products.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
 
 if TYPE_CHECKING:  # the model zoo (and torch) load when an embedder is first needed
     from model_zoo.product_embedders import ProductEmbedder
 
 __all__ = ["build_index", "index_exists"]  # index_exists: callers check before building
+log = logging.getLogger(__name__)
+ENGINES = ("local", "ray")
 
 #: Annoy trees per index; with the searcher's over-fetch, recall@30 measured by `eval-products`.
 DEFAULT_TREES = 32
-VERSIONED = ("torch", "timm", "annoy", "scikit-learn", "numpy", "lookalike")
+VERSIONED = ("torch", "timm", "annoy", "pymilvus", "ray", "scikit-learn", "numpy", "lookalike")
 
 
 def _versions() -> dict[str, str]:
@@ -68,13 +74,59 @@ def _remove_stale_builds(out: Path) -> None:
             continue
 
 
-def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest: dict, trees: int) -> None:
-    """Every part of the index, manifest.json last: a folder without it is never a finished index."""
-    folder.mkdir(parents=True)
-    np.save(folder / "vectors.npy", embedded.vectors)
+@dataclass
+class Previous:
+    """The index an update starts from: its rows by content, and its store to read vectors from."""
+
+    folder: Path
+    manifest: dict
+    rows: dict[str, dict]  # sha256 -> row (the first row of that content)
+    ids: dict[tuple[str, str], int]  # (path, sha256) -> item id
+    next_id: int
+
+    @classmethod
+    def read(cls, out: Path) -> Previous:
+        loaded = product_index.load_index(out)
+        try:
+            rows = list(loaded.rows)
+        finally:
+            loaded.close()
+        by_content: dict[str, dict] = {}
+        for row in rows:
+            by_content.setdefault(row["sha256"], row)
+        ids = {(row["path"], row["sha256"]): row["id"] for row in rows}
+        return cls(loaded.folder, loaded.manifest, by_content, ids, max(ids.values(), default=-1) + 1)
+
+    def known(self, wanted: Iterable[str]) -> dict[str, Entry]:
+        """The previous vectors of the `wanted` contents: what an update need not embed again."""
+        rows = [self.rows[digest] for digest in set(wanted) if digest in self.rows]
+        store = open_store(self.folder, self.manifest["store"])
+        try:
+            _, vectors = store.vectors([row["id"] for row in rows])
+        finally:
+            store.close()
+        return {row["sha256"]: (vector, {"width": row["width"], "height": row["height"]})
+                for row, vector in zip(rows, vectors, strict=True)}
+
+    def item_ids(self, embedded: EmbeddedCatalog) -> list[int]:
+        """Unchanged photos keep their ids (and thumbnails); new or changed ones get new ids."""
+        next_id, ids = self.next_id, []
+        for item, digest in zip(embedded.items, embedded.digests, strict=True):
+            if (str(item.path), digest) in self.ids:
+                ids.append(self.ids[(str(item.path), digest)])
+            else:
+                ids.append(next_id)
+                next_id += 1
+        return ids
+
+
+def _write(folder: Path, embedded: EmbeddedCatalog, ids: list[int], head: CategoryHead, manifest: dict,
+           store: VectorStore, previous: Previous | None) -> dict:
+    """Every part of the index but its manifest (written last: a folder without one is never a finished
+    index); returns the store's manifest entry."""
     rows = [
         {
-            "id": i,
+            "id": item_id,
             "path": str(item.path),
             "category": item.category,
             "title": item.title,
@@ -85,22 +137,29 @@ def _write(folder: Path, embedded: EmbeddedCatalog, head: CategoryHead, manifest
             "height": height,
             "sha256": digest,
         }
-        for i, (item, digest, (width, height)) in enumerate(
-            zip(embedded.items, embedded.digests, embedded.sizes, strict=True)
+        for item_id, item, digest, (width, height) in zip(
+            ids, embedded.items, embedded.digests, embedded.sizes, strict=True
         )
     ]
     product_index.write_rows(folder / "catalog.sqlite", rows)
     sources = [item.path for item in embedded.items]
-    manifest["thumbnails"] = write_thumbnails(sources, embedded.digests, folder / THUMBNAILS)
+    earlier = previous.folder / THUMBNAILS if previous else None
+    manifest["thumbnails"] = write_thumbnails(sources, embedded.digests, folder / THUMBNAILS, ids, earlier)
     head.save(folder / "head.npz")
-    ids = np.arange(len(rows))
-    labels = np.asarray([row["category"] for row in rows])
-    neighbours.build_annoy(embedded.vectors, ids, trees, product_index.annoy_file(folder, None))
-    manifest.update(tune_search_k(embedded.vectors, trees, candidate_count(RECALL_K)))
-    for number, category in enumerate(manifest["category_order"]):
-        path = product_index.annoy_file(folder, number)
-        neighbours.build_annoy(embedded.vectors, ids[labels == category], trees, path)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    store.add(ids, embedded.vectors, [item.category for item in embedded.items])
+    return store.persist()
+
+
+def _discard_store(folder: Path, entry: dict | None) -> None:
+    """Drop a replaced index's vectors where they live outside its folder (a Milvus collection)."""
+    if not entry or not entry.get("uri"):
+        return  # in the folder: deleted with it
+    try:
+        store = open_store(folder, entry)
+        store.discard()
+        store.close()
+    except (StoreError, OSError) as exc:
+        log.warning("could not drop the replaced index's %s vectors (%s); drop them by hand", entry["kind"], exc)
 
 
 def _swap_in(building: Path, out: Path) -> None:
@@ -110,6 +169,18 @@ def _swap_in(building: Path, out: Path) -> None:
         out.rename(previous)
     building.rename(out)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _engine(engine: str, ray_address: str | None) -> Engine:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "local":
+        return local_engine
+    try:
+        from lookalike.products.ray_engine import ray_engine
+    except ImportError as exc:
+        raise ValueError(f"--engine ray needs Ray Data ({exc}): pip install 'lookalike[scale]'") from None
+    return ray_engine(ray_address)
 
 
 def build_index(
@@ -124,6 +195,10 @@ def build_index(
     size: int | None = None,
     flip: bool | None = None,
     device: str | None = None,
+    store: str | None = None,
+    update: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
     embedder: ProductEmbedder | None = None,
     vote: NeighbourVote | None = None,
     progress: Progress | None = None,
@@ -137,19 +212,28 @@ def build_index(
         out: the index folder. A build that fails or is interrupted leaves the index there unchanged.
         model, weights, size, flip, device: the product embedder (`model_zoo.create_embedder`; device
             "cuda" runs it on a GPU, the default when one is visible), unless `embedder` is given ready-made.
+            An update always uses the previous index's embedder.
         manifest: a CSV giving titles, prices, urls and product ids of the catalog folder's photos.
-        trees: Annoy trees per index (the search effort is measured at build time).
+        trees: Annoy trees per forest (the search effort is measured at build time).
         batch_size: photos per network call (default: the embedder's, chosen by measurement).
+        store: where the vectors go (`lookalike.products.stores`): "annoy" (default), "annoy?dtype=float16",
+            "milvus" (Milvus Lite in the index folder), "milvus:///path/file.db", "milvus://host:19530".
+            An update keeps the previous index's store unless one is given.
+        update: start from the index at `out`: unchanged photos keep their vectors, new ones are
+            embedded, removed ones dropped, the category head refitted.
+        engine: "local" (threads in this process) or "ray" (a Ray Data actor pool; `ray_address`
+            joins a cluster, None starts Ray on this machine).
         vote: the nearest-photo vote blended into the category ranking.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
 
     Returns:
         The manifest written (`manifest.json`): counts per category, the embedder's config, the
-        category head's held-out accuracy, build time and throughput, and the unreadable files skipped.
+        store, the category head's held-out accuracy, build time and throughput, the unreadable files
+        skipped and, for an update, how many photos were kept, added and removed.
 
     Raises:
-        FileNotFoundError: `catalog` or `manifest` does not exist.
-        ValueError: no readable photo in the catalog, or a malformed manifest.
+        FileNotFoundError: `catalog` or `manifest` does not exist; `update` without an index at `out`.
+        ValueError: no readable photo in the catalog, a malformed manifest, an unknown store or engine.
         UnknownModelError, WeightsUnavailableError: the model is unknown or its weights are not here.
 
     Example:
@@ -157,29 +241,35 @@ def build_index(
         >>> report = lookalike.build_index("shop_photos/", "index")
         >>> report["items"], report["head"]["held_out_accuracy"]
         (3524, 0.946)
+        >>> lookalike.build_index("shop_photos/", "index", update=True)["update"]
+        {'kept': 3524, 'added': 12, 'removed': 3}
     """
     catalog, out = Path(catalog), Path(out)
     started = time.perf_counter()
     items = read_catalog(catalog, Path(manifest) if manifest else None)
+    previous = Previous.read(out) if update else None
+    address = store or (previous.manifest["store"]["address"] if previous else DEFAULT_STORE)
+    spec = parse_store(address)
     if embedder is None:
         from model_zoo.product_embedders import create_embedder
 
-        embedder = create_embedder(model, weights, size=size, flip=flip, device=device)
-    embedded = embed_catalog(items, embedder, batch_size, progress, show_bar)
+        embedder = (create_embedder(**previous.manifest["embedder"], device=device) if previous
+                    else create_embedder(model, weights, size=size, flip=flip, device=device))
+    known = previous.known if previous else None
+    embedded = embed_catalog(items, embedder, batch_size, progress, show_bar, known, _engine(engine, ray_address))
     if not embedded.items:
         raise ValueError(f"no readable image in {catalog}: {len(embedded.skipped)} files skipped")
+    ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
     labels = [item.category for item in embedded.items]
     vote = vote or NeighbourVote()
     accuracy = held_out_accuracy(embedded.vectors, labels, vote=vote)
     head = CategoryHead.fit(embedded.vectors, labels)
-    seconds = time.perf_counter() - started
     report = {
         "format": product_index.FORMAT,
         "model": embedder.name,
         "embedder": embedder.config,
         "dim": embedder.dim,
-        "metric": product_index.METRIC,
-        "trees": trees,
+        "metric": "cosine",
         "items": len(embedded.items),
         "counts": dict(sorted(Counter(labels).items())),
         "category_order": head.classes,
@@ -188,20 +278,45 @@ def build_index(
                  "held_out": accuracy["held_out"], "refit_on": len(labels)},
         "neighbour_vote": asdict(vote),
         "catalog": str(manifest or catalog),
-        "build_seconds": round(seconds, 2),
-        "images_per_second": round(len(items) / seconds, 2),
+        "engine": engine,
         "cache_hits": embedded.cache_hits,
         "skipped_count": len(embedded.skipped),
         "skipped": embedded.skipped,
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if previous:
+        kept = sum(1 for item_id in ids if item_id < previous.next_id)
+        report["update"] = {"kept": kept, "added": len(ids) - kept, "removed": len(previous.ids) - kept}
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(out)
     building = _building_dir(out)
+    building.mkdir(parents=True)
+    new_store = create_store(spec, building, embedder.dim, trees, out.name)
+    replaced = previous.manifest if previous else _current_manifest(out)
     try:
-        _write(building, embedded, head, report, trees)
+        report["store"] = {**_write(building, embedded, ids, head, report, new_store, previous),
+                           "uri": spec.uri, "address": address}
+        new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
+        seconds = time.perf_counter() - started
+        report.update(build_seconds=round(seconds, 2), images_per_second=round(len(items) / seconds, 2))
+        (building / "manifest.json").write_text(json.dumps(report, indent=2))  # last: the index is complete
         _swap_in(building, out)
+    except BaseException:
+        new_store.close()
+        if spec.uri:  # a collection outside the folder: drop it, the folder goes below
+            new_store.discard()
+        raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
+    if replaced and replaced.get("store", {}).get("collection") != report["store"].get("collection"):
+        _discard_store(out, replaced.get("store"))
     return report
+
+
+def _current_manifest(out: Path) -> dict | None:
+    """The manifest of the index a build will replace, if there is a readable one."""
+    try:
+        return product_index.read_manifest(product_index.locate(out))
+    except (FileNotFoundError, ValueError):
+        return None

@@ -1,31 +1,33 @@
 """The on-disk product index: what a build writes and a searcher loads, and nothing else.
 
     INDEX_DIR/
-      manifest.json   model config, dim, metric, trees, counts, head accuracy, versions, skipped files
-      catalog.sqlite  one row per indexed photo (id = row of vectors.npy = Annoy item)
-      vectors.npy     float32 [N, dim] unit vectors, for exact re-ranking
+      manifest.json   model config, dim, counts, head accuracy, versions, skipped files, and `store`:
+                      which vector store holds the vectors (`lookalike.products.stores`)
+      catalog.sqlite  one row per indexed photo, keyed by its stable item id (the metadata store)
       head.npz        the category head
-      annoy/all.ann, annoy/<category number>.ann   the whole catalog, and one index per category
+      thumbs/<id>.jpg gallery thumbnails
+      annoy/ or milvus/   the vectors, when the store lives in the folder (a Milvus server holds its own)
 
-Loading checks that every part is present and consistent, and fails with `IndexMissingError`
-or `IndexCorruptError` (subclasses of FileNotFoundError / ValueError) saying which part is wrong.
+Rows are read from SQLite when a query needs them, and the vectors stay in the store (memory-mapped
+or on a Milvus server), so a large catalog costs the app little memory. Loading checks that every part
+is present and consistent, and fails with `IndexMissingError` or `IndexCorruptError` (subclasses of
+FileNotFoundError / ValueError) saying which part is wrong.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from annoy import AnnoyIndex
-
 from lookalike.products.heads import CategoryHead
 from lookalike.products.mlp_head import MlpCategoryHead, load_head
-from lookalike.products.neighbours import METRIC
+from lookalike.products.stores import VectorStore, open_store
 
-FORMAT = "lookalike.product-index/1"
+FORMAT = "lookalike.product-index/2"  # 2: item ids and a pluggable vector store
 THUMBNAILS = "thumbs"  # folder of <id>.jpg
 ROW_FIELDS = ("id", "path", "category", "title", "price", "url", "product_id", "width", "height", "sha256")
 
@@ -59,10 +61,6 @@ def index_exists(index_dir: Path) -> bool:
         return False
 
 
-def annoy_file(folder: Path, category_number: int | None) -> Path:
-    return folder / "annoy" / ("all.ann" if category_number is None else f"{category_number}.ann")
-
-
 def write_rows(path: Path, rows: list[dict]) -> None:
     db = sqlite3.connect(path)
     with db:
@@ -77,20 +75,74 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     db.close()
 
 
+class CatalogRows:
+    """catalog.sqlite, read on demand (one read-only connection per thread): a query needs 30 rows,
+    not the whole catalog in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self.count = self._db().execute("SELECT COUNT(*) FROM products").fetchone()[0]
+
+    def _db(self) -> sqlite3.Connection:
+        if getattr(self._local, "db", None) is None:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return self._local.db
+
+    def __len__(self) -> int:
+        return self.count
+
+    def get(self, ids: Sequence[int]) -> list[dict]:
+        """The rows of `ids`, in that order."""
+        wanted = [int(i) for i in ids]
+        found = {
+            row["id"]: dict(row)
+            for row in self._db().execute(f"SELECT * FROM products WHERE id IN ({','.join('?' * len(wanted))})", wanted)
+        }
+        if missing := [i for i in wanted if i not in found]:
+            raise IndexCorruptError(f"the catalog at {self.path} lacks item {missing[0]}, which the vector store holds")
+        return [found[i] for i in wanted]
+
+    def __iter__(self) -> Iterator[dict]:
+        """Every row in id order, streamed."""
+        return (dict(row) for row in self._db().execute("SELECT * FROM products ORDER BY id"))
+
+    def first_per_category(self, count: int) -> list[str]:
+        """The photo of the lowest id in each of the first `count` categories (by name)."""
+        query = ("SELECT path FROM products WHERE id IN (SELECT MIN(id) FROM products GROUP BY category) "
+                 "ORDER BY category LIMIT ?")
+        return [path for (path,) in self._db().execute(query, (count,))]
+
+    def folders(self) -> list[str]:
+        """The folders holding the catalog's photos (rtrim drops the file name after the last '/')."""
+        query = "SELECT DISTINCT rtrim(path, replace(path, '/', '')) FROM products"
+        return sorted(str(Path(folder)) for (folder,) in self._db().execute(query))
+
+    def column(self, name: str) -> list:
+        """One field of every row, in id order."""
+        if name not in ROW_FIELDS:
+            raise ValueError(f"no catalog field {name!r}")
+        return [value for (value,) in self._db().execute(f"SELECT {name} FROM products ORDER BY id")]
+
+
 @dataclass
 class LoadedIndex:
     folder: Path
     manifest: dict
-    rows: list[dict]
-    vectors: np.ndarray
+    rows: CatalogRows
     head: CategoryHead | MlpCategoryHead
-    categories: list[str]  # category number -> name (the order of the per-category Annoy files)
-    annoy: dict[int | None, AnnoyIndex]  # None: the whole catalog
+    categories: list[str]  # the head's categories, as the build ordered them
+    store: VectorStore
 
-    def thumbnail(self, item_id: int) -> str:
+    def thumbnail(self, row: dict) -> str:
         """The item's thumbnail made at build time, or its photo for an index built without them."""
-        path = self.folder / THUMBNAILS / f"{item_id}.jpg"
-        return str(path) if path.is_file() else self.rows[item_id]["path"]
+        path = self.folder / THUMBNAILS / f"{row['id']}.jpg"
+        return str(path) if path.is_file() else row["path"]
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def _part(folder: Path, name: str) -> Path:
@@ -100,44 +152,35 @@ def _part(folder: Path, name: str) -> Path:
     return path
 
 
-def load_index(index_dir: Path) -> LoadedIndex:
-    folder = locate(Path(index_dir))
+def read_manifest(folder: Path) -> dict:
     try:
         manifest = json.loads(_part(folder, "manifest.json").read_text())
     except json.JSONDecodeError as exc:
         raise IndexCorruptError(f"product index at {folder}: manifest.json is not JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexCorruptError(f"{folder} is not a product index of format {FORMAT}")
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise IndexCorruptError(
+            f"{folder} is not a product index of format {FORMAT} (found {found!r}): rebuild it with index_builder.py"
+        )
+    return manifest
+
+
+def load_index(index_dir: Path) -> LoadedIndex:
+    folder = locate(Path(index_dir))
+    manifest = read_manifest(folder)
     try:
-        vectors = np.load(_part(folder, "vectors.npy"), allow_pickle=False)
         head = load_head(_part(folder, "head.npz"))
-        db = sqlite3.connect(f"file:{_part(folder, 'catalog.sqlite')}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
-        try:
-            rows = [dict(row) for row in db.execute("SELECT * FROM products ORDER BY id")]
-        finally:
-            db.close()
+        rows = CatalogRows(_part(folder, "catalog.sqlite"))
+        store = open_store(folder, manifest["store"])
     except IndexCorruptError:
         raise
     except (OSError, ValueError, KeyError, sqlite3.DatabaseError) as exc:
         raise IndexCorruptError(f"product index at {folder} is damaged: {exc}") from None
-    dim, count = manifest.get("dim"), manifest.get("items")
-    if vectors.ndim != 2 or vectors.shape != (count, dim) or len(rows) != count:
+    count = manifest.get("items")
+    if len(rows) != count or store.count() != count:
+        store.close()
         raise IndexCorruptError(
-            f"product index at {folder} is inconsistent: manifest says {count} x {dim}, "
-            f"vectors are {vectors.shape}, catalog has {len(rows)} rows"
+            f"product index at {folder} is inconsistent: manifest says {count} items, the catalog has "
+            f"{len(rows)} rows and the {store.kind} store {store.count()} vectors"
         )
-    categories = list(manifest["category_order"])
-    annoy: dict[int | None, AnnoyIndex] = {}
-    for number in [None, *range(len(categories))]:
-        index = AnnoyIndex(dim, METRIC)
-        path = annoy_file(folder, number)
-        try:
-            index.load(str(_part(folder, str(path.relative_to(folder)))), prefault=False)
-        except OSError as exc:
-            raise IndexCorruptError(f"product index at {folder}: cannot load {path.name} ({exc})") from None
-        annoy[number] = index
-    if annoy[None].get_n_items() != count:
-        held = annoy[None].get_n_items()
-        raise IndexCorruptError(f"product index at {folder}: Annoy holds {held} of {count} items")
-    return LoadedIndex(folder, manifest, rows, vectors.astype(np.float32), head, categories, annoy)
+    return LoadedIndex(folder, manifest, rows, head, list(manifest["category_order"]), store)

@@ -58,7 +58,7 @@ def annoy_top_k(
     """(ids, cosines) of the top_k of the `candidates` Annoy proposes, re-scored exactly against `vectors`:
     ANN error can then only drop items, never misorder them."""
     found = np.asarray(index.get_nns_by_vector(query.tolist(), candidates, search_k=search_k), dtype=np.int64)
-    cosine = vectors[found] @ query if len(found) else np.zeros(0, np.float32)
+    cosine = vectors[found].astype(np.float32) @ query if len(found) else np.zeros(0, np.float32)
     order = np.argsort(-cosine, kind="stable")[:top_k]
     return found[order], cosine[order]
 

@@ -1,4 +1,4 @@
-"""Search a product index with a photo: embed -> rank categories -> Annoy candidates -> exact re-rank.
+"""Search a product index with a photo: embed -> rank categories -> nearest items from the vector store.
 
 Similarity. Vectors are unit length, so Annoy's angular distance d is their Euclidean distance,
 d = sqrt(2 - 2 cos). Each hit reports that `distance` and `similarity = 1 - d^2 / 4 = (1 + cos) / 2`,
@@ -7,14 +7,14 @@ the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unr
 Categories. The index's head gives probabilities, blended with a vote of the query's nearest catalog
 photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone).
 
-Scope. "category" searches only the category ranked first (one Annoy index per category),
-"all" the whole catalog. Annoy proposes `max(OVERFETCH * top_k, MIN_CANDIDATES)` candidates, inspecting
-`search_k_per_candidate` nodes per candidate (measured at build time, `lookalike.products.ann_tuning`); they are
-re-scored exactly against the stored vectors, so ANN error can only drop items, never misorder them.
+Scope. "category" searches only the category ranked first, "all" the whole catalog. The store
+(`lookalike.products.stores`: Annoy in the index folder, or Milvus) returns exact cosines: Annoy's
+over-fetched candidates are re-scored against the stored vectors, so ANN error can only drop items,
+never misorder them; Milvus scores its hits itself. Hit metadata is read from the catalog's SQLite.
 
 A searcher is loaded once and is safe to query from several threads: the index is read-only after
-loading (Annoy's Python queries are thread-safe, spotify/annoy#260), and the model runs under
-`torch.inference_mode` in eval mode.
+loading (Annoy's Python queries are thread-safe, spotify/annoy#260; the catalog is read through one
+SQLite connection per thread), and the model runs under `torch.inference_mode` in eval mode.
 """
 
 from __future__ import annotations
@@ -30,15 +30,14 @@ import numpy as np
 from lookalike.images.loading import ImageSource, load_image
 from lookalike.products.heads import NeighbourVote, ranking
 from lookalike.products.index import LoadedIndex, load_index
-from lookalike.products.neighbours import annoy_top_k, nearest
+from lookalike.products.neighbours import nearest
+from lookalike.products.stores import Found
 
 if TYPE_CHECKING:  # the model zoo (and torch) load when a searcher is loaded
     from model_zoo.product_embedders import ProductEmbedder
 
 SCOPES = ("category", "all")
 DEFAULT_SCOPE = "category"
-OVERFETCH = 4
-MIN_CANDIDATES = 100
 CATEGORIES_SHOWN = 5
 SUMMARY_HIT_KEYS = ("rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance")
 
@@ -90,11 +89,6 @@ class SearchResult:
         }
 
 
-def candidate_count(top_k: int) -> int:
-    """How many candidates Annoy proposes for a top_k search (re-ranked exactly afterwards)."""
-    return max(OVERFETCH * top_k, MIN_CANDIDATES)
-
-
 def _ms(start: float) -> float:
     return round(1000.0 * (time.perf_counter() - start), 2)
 
@@ -110,8 +104,7 @@ class ProductSearcher:
 
     def __init__(self, index: LoadedIndex, embedder: ProductEmbedder) -> None:
         self.index, self.embedder = index, embedder
-        self._labels = np.asarray([row["category"] for row in index.rows])
-        self._number = {category: i for i, category in enumerate(index.categories)}
+        self._exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # eval's reference, on demand
         self.vote = NeighbourVote(**index.manifest.get("neighbour_vote", {"weight": 0.0}))
         self._head_class = {category: i for i, category in enumerate(index.head.classes)}  # probs columns
 
@@ -137,33 +130,32 @@ class ProductSearcher:
         """The query's unit vector [dim]; keep it to re-run `search_vector` without the photo."""
         return self.embedder.embed([load_image(image)])[0]
 
-    def _scope_ids(self, scope: str, category: str) -> tuple[int | None, np.ndarray | None]:
+    def _scope(self, scope: str, category: str) -> str | None:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-        if scope == "all":
-            return None, None
-        return self._number[category], np.flatnonzero(self._labels == category)
+        return None if scope == "all" else category
 
     def exact_ids(self, vector: np.ndarray, top_k: int, scope: str, category: str) -> list[int]:
-        """Brute-force top-k ids in the scope (the reference the ANN recall is measured against)."""
-        _, ids = self._scope_ids(scope, category)
-        ids = np.arange(len(self._labels)) if ids is None else ids
-        _, top = nearest(self.index.vectors[ids], vector, top_k)
-        return [int(i) for i in ids[top[0]]]
+        """Brute-force top-k ids in the scope (the reference the ANN recall is measured against; the first
+        call reads every vector out of the store)."""
+        if self._exact is None:
+            ids, vectors = self.index.store.vectors()
+            self._exact = ids, vectors, np.asarray(self.index.rows.column("category"))
+        ids, vectors, labels = self._exact
+        inside = np.ones(len(ids), bool) if self._scope(scope, category) is None else labels == category
+        _, top = nearest(vectors[inside], vector, top_k)
+        return [int(i) for i in ids[inside][top[0]]]
 
-    def _nearest(self, vector: np.ndarray, top_k: int, number: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, cosines) of the top_k items in Annoy index `number`: over-fetched candidates, exact re-rank."""
-        wanted = candidate_count(top_k)
-        effort = self.index.manifest.get("search_k_per_candidate", self.index.manifest["trees"])
-        return annoy_top_k(self.index.annoy[number], self.index.vectors, vector, top_k, wanted, wanted * effort)
+    def _nearest(self, vector: np.ndarray, top_k: int, category: str | None) -> Found:
+        return self.index.store.search(vector, top_k, category)
 
     def categorize(self, vector: np.ndarray) -> list[tuple[str, float]]:
         """Every category, likeliest first, with its probability (head blended with the neighbour vote)."""
         probs = self.index.head.predict_proba(vector)
         if self.vote.weight > 0:
-            ids, cosine = self._nearest(vector, self.vote.k, None)
-            labels = np.asarray([self._head_class[self._labels[i]] for i in ids])
-            probs = self.vote.blend(probs, cosine[None, :], labels[None, :])
+            found = self._nearest(vector, self.vote.k, None)
+            labels = np.asarray([self._head_class[category] for category in found.categories])
+            probs = self.vote.blend(probs, found.cosines[None, :], labels[None, :])
         return ranking(self.index.head.classes, probs[0])
 
     def search_vector(self, vector: np.ndarray, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
@@ -173,19 +165,20 @@ class ProductSearcher:
         start = time.perf_counter()
         ranking = self.categorize(vector)
         timings["categorize"] = _ms(start)
-        number, _ = self._scope_ids(scope, ranking[0][0])
+        category = self._scope(scope, ranking[0][0])
         start = time.perf_counter()
-        ids, cosine = self._nearest(vector, top_k, number)
-        hits = [self._hit(rank, int(i), float(c)) for rank, (i, c) in enumerate(zip(ids, cosine, strict=True), 1)]
+        found = self._nearest(vector, top_k, category)
+        rows = self.index.rows.get(found.ids)
+        pairs = zip(rows, found.cosines, strict=True)
+        hits = [self._hit(rank, row, float(cosine)) for rank, (row, cosine) in enumerate(pairs, 1)]
         timings["search"] = _ms(start)
         return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings)
 
-    def _hit(self, rank: int, item_id: int, cosine: float) -> Hit:
-        row = self.index.rows[item_id]
+    def _hit(self, rank: int, row: dict, cosine: float) -> Hit:
         cosine = min(max(cosine, -1.0), 1.0)
         return Hit(
             rank=rank,
-            id=item_id,
+            id=row["id"],
             path=row["path"],
             category=row["category"],
             product_id=row["product_id"] or "",
@@ -194,7 +187,7 @@ class ProductSearcher:
             url=row["url"] or "",
             similarity=round((1.0 + cosine) / 2.0, 6),
             distance=round(float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine))), 6),
-            thumbnail=self.index.thumbnail(item_id),
+            thumbnail=self.index.thumbnail(row),
         )
 
     def search(self, image: ImageSource, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
@@ -208,14 +201,11 @@ class ProductSearcher:
 
     def example_paths(self, count: int) -> list[str]:
         """One photo from each of the first `count` categories: example queries for a demo."""
-        first: dict[str, str] = {}
-        for row in self.index.rows:
-            first.setdefault(row["category"], row["path"])
-        return [first[category] for category in sorted(first)[:count]]
+        return self.index.rows.first_per_category(count)
 
     def catalog_roots(self) -> list[str]:
         """The folders holding the catalog photos (what a web app may serve)."""
-        return sorted({str(Path(row["path"]).parent) for row in self.index.rows})
+        return self.index.rows.folders()
 
 
 _SEARCHERS: dict[Path, ProductSearcher] = {}

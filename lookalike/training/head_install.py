@@ -52,7 +52,8 @@ def install_head(head_file: Path, index_dir: Path, embedder_config: dict, source
         _replace(folder / "head.npz", lambda tmp: shutil.copyfile(head_file, tmp))
         _replace(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
         loaded = load_index(folder)
-        probe = loaded.vectors[:8]
+        _, probe = loaded.store.vectors(loaded.rows.column("id")[:8])
+        loaded.close()
         if not np.allclose(loaded.head.predict_proba(probe), head.predict_proba(probe), atol=1e-5):
             raise ValueError("the index loads a different head than the one installed")
     except (OSError, ValueError) as exc:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from lookalike.cli import main as cli
-from lookalike.products import neighbours
 from lookalike.products.build import build_index
 from lookalike.products.catalog import from_manifest
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.index import IndexCorruptError, IndexMissingError, backup_dir
 from lookalike.products.search import ProductSearcher
+from lookalike.products.stores import annoy_store
 
 CATEGORIES = ("milk", "sunglasses", "watches")
 PER_CATEGORY = 8
@@ -74,7 +74,8 @@ def test_build_report_counts_and_skips(index: Path) -> None:
     assert "not an image" in reasons["notes.jpg"] and "empty" in reasons["empty.jpg"]
     assert "truncated" in reasons["cut.jpg"]
     assert 0.0 <= manifest["head"]["held_out_accuracy"] <= 1.0
-    assert {"model", "dim", "metric", "trees", "build_seconds", "versions"} <= set(manifest)
+    assert {"model", "dim", "metric", "store", "build_seconds", "versions"} <= set(manifest)
+    assert manifest["store"]["kind"] == "annoy" and manifest["store"]["trees"] == 4
 
 
 def test_rebuild_reuses_cached_embeddings(catalog: Path, tmp_path: Path) -> None:
@@ -89,8 +90,9 @@ def test_overlapped_decoding_embeds_like_one_photo_at_a_time(index: Path) -> Non
 
     loaded = ProductSearcher.load(index).index
     embedder = create_embedder(**loaded.manifest["embedder"])
-    paths = [row["path"] for row in loaded.rows[::7]]
-    np.testing.assert_allclose(np.stack([embedder.embed([p])[0] for p in paths]), loaded.vectors[::7], atol=1e-5)
+    rows = list(loaded.rows)[::7]
+    _, stored = loaded.store.vectors([row["id"] for row in rows])
+    np.testing.assert_allclose(np.stack([embedder.embed([row["path"]])[0] for row in rows]), stored, atol=1e-5)
 
 
 def test_gallery_thumbnails_are_made_at_build_time(index: Path, data_root: Path) -> None:
@@ -141,8 +143,8 @@ def test_failed_build_leaves_previous_index_unchanged(index: Path, catalog: Path
         calls.append(1)
         real_build_annoy(*args, **kwargs)
 
-    real_build_annoy = neighbours.build_annoy
-    monkeypatch.setattr(neighbours, "build_annoy", build_one_then_die)
+    real_build_annoy = annoy_store.build_annoy
+    monkeypatch.setattr(annoy_store, "build_annoy", build_one_then_die)
     with pytest.raises(KeyboardInterrupt):
         build_index(catalog, index, trees=8, **FAST)
     assert _digests(index) == before
@@ -161,8 +163,14 @@ def test_missing_and_corrupt_indexes_raise_specific_errors(index: Path, tmp_path
         ProductSearcher.load(tmp_path / "nowhere")
     broken = tmp_path / "broken"
     shutil.copytree(index, broken)
-    (broken / "vectors.npy").unlink()
-    with pytest.raises(IndexCorruptError, match=r"vectors\.npy is missing"):
+    (broken / "annoy" / "1.ann").write_bytes(b"")
+    with pytest.raises(IndexCorruptError, match=r"cannot load 1\.ann"):
+        ProductSearcher.load(broken)
+    (broken / "annoy" / "vectors.npy").unlink()
+    with pytest.raises(IndexCorruptError, match=r"annoy store .* damaged or incomplete .*vectors\.npy"):
+        ProductSearcher.load(broken)
+    (broken / "catalog.sqlite").unlink()
+    with pytest.raises(IndexCorruptError, match=r"catalog\.sqlite is missing"):
         ProductSearcher.load(broken)
     (broken / "manifest.json").write_text("{ not json")
     with pytest.raises(IndexCorruptError, match="not JSON"):
