@@ -210,7 +210,7 @@ def index_default_rows(
     from lookalike.products.ann_tuning import tune_search_k
     from lookalike.products.build import DEFAULT_TREES
     from lookalike.products.neighbours import annoy_top_k
-    from lookalike.products.search import candidate_count
+    from lookalike.products.stores.annoy_store import candidate_count
 
     k = truth.shape[1]
     wanted = candidate_count(k)
