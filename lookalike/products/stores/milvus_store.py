@@ -9,8 +9,9 @@ Each build writes a new collection (`<prefix>_<random>`), so the collection the 
 touched; the previous one is dropped once the new index is in place (`discard`). Vectors are unit
 length and compared by inner product, so Milvus' scores are the cosines search reports. The category
 is a scalar field: scope "category" is a filtered search. The vector index is chosen by measurement
-(bench/scale.py, bench/REPORT.md): Milvus Lite answers FLAT fastest, so Lite gets FLAT; a server
-gets HNSW, which Lite does not accelerate.
+(bench/scale.py, bench/SCALE.md): on Milvus Lite, IVF_FLAT answered fastest at 100k vectors (88 ms
+p50 against 116 for HNSW and 148 for FLAT, recall@30 0.997), so Lite gets IVF_FLAT; a server gets
+HNSW, the usual choice there (no server could be measured here).
 """
 
 from __future__ import annotations
@@ -27,12 +28,21 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from lookalike.products.stores.base import EXPORT_CHUNK, Found, StoreError, VectorStore, check_batch
 
-INDEXES = {  # index type -> (build params, search params); the Lite/server defaults below
-    "FLAT": ({}, {}),
-    "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 32}),
-    "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 128}),
-}
-LITE_INDEX, SERVER_INDEX = "FLAT", "HNSW"
+INDEXES = ("FLAT", "IVF_FLAT", "HNSW")
+LITE_INDEX, SERVER_INDEX = "IVF_FLAT", "HNSW"
+NPROBE_SHARE = 8  # IVF lists probed: an eighth of them, at least 32 (recall@30 0.997 at 100k, bench/SCALE.md)
+
+
+def index_params(index: str, count: int) -> tuple[dict, dict]:
+    """(build, search) parameters for `count` vectors: IVF's list count grows as 4 sqrt(n), up to 1024."""
+    if index == "IVF_FLAT":
+        nlist = int(min(1024, max(1, 4 * count**0.5)))
+        return {"nlist": nlist}, {"nprobe": min(nlist, max(32, nlist // NPROBE_SHARE))}
+    if index == "HNSW":
+        return {"M": 16, "efConstruction": 200}, {"ef": 128}
+    return {}, {}
+
+
 CATEGORY_LENGTH = 512
 TOKEN_VARIABLE = "MILVUS_TOKEN"
 
@@ -79,6 +89,7 @@ class MilvusStore(VectorStore):
             raise StoreError(f"Milvus index must be one of {', '.join(INDEXES)}, not {index!r}")
         self.client: MilvusClient | None = client
         self.uri, self.collection, self.dim, self.index = uri, collection, dim, index
+        self.search_params: dict = {}
 
     @classmethod
     def create(cls, uri: str, dim: int, index: str | None = None, prefix: str = "lookalike") -> MilvusStore:
@@ -100,6 +111,7 @@ class MilvusStore(VectorStore):
             disconnect(client, uri)
             raise StoreError(f"Milvus at {uri} has no collection {entry['collection']} (dropped, or another server?)")
         store = cls(client, uri, entry["collection"], entry["dim"], entry["index"])
+        store.search_params = entry["search_params"]
         client.load_collection(store.collection)
         if (held := store.count()) != entry["items"]:
             store.close()
@@ -133,7 +145,7 @@ class MilvusStore(VectorStore):
             limit=k,
             filter="" if category is None else f"category == {json.dumps(category, ensure_ascii=False)}",
             output_fields=["category"],
-            search_params={"metric_type": "IP", "params": INDEXES[self.index][1]},
+            search_params={"metric_type": "IP", "params": self.search_params},
         )[0]
         return Found(
             np.asarray([hit["id"] for hit in hits], np.int64),
@@ -166,14 +178,17 @@ class MilvusStore(VectorStore):
 
     def persist(self) -> dict:
         self.client.flush(self.collection)
-        if not self.client.list_indexes(self.collection):
-            params = self.client.prepare_index_params()
-            params.add_index(field_name="vector", index_type=self.index, metric_type="IP",
-                             params=INDEXES[self.index][0])
-            self.client.create_index(self.collection, params)
+        count = self.count()
+        build, self.search_params = index_params(self.index, count)
+        if self.client.list_indexes(self.collection):  # persisted before: rebuilt for the current count
+            self.client.release_collection(self.collection)
+            self.client.drop_index(self.collection, "vector")
+        params = self.client.prepare_index_params()
+        params.add_index(field_name="vector", index_type=self.index, metric_type="IP", params=build)
+        self.client.create_index(self.collection, params)
         self.client.load_collection(self.collection)
-        return {"kind": self.kind, "collection": self.collection, "dim": self.dim, "items": self.count(),
-                "index": self.index, "index_params": INDEXES[self.index][0], "search_params": INDEXES[self.index][1]}
+        return {"kind": self.kind, "collection": self.collection, "dim": self.dim, "items": count,
+                "index": self.index, "index_params": build, "search_params": self.search_params}
 
     def close(self) -> None:
         if self.client is not None:
