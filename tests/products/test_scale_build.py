@@ -149,3 +149,17 @@ def test_ray_build_embeds_like_the_local_build(catalog: Path, annoy_index: Path,
     overlap = [len(set(a) & set(b)) / len(a) for a, b in
                zip(_top_ids(annoy_index, query_photos, 20), _top_ids(out, query_photos, 20), strict=True)]
     assert min(overlap) >= 0.9
+
+
+def test_cli_build_into_milvus_then_update(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lookalike.cli import main as cli
+
+    out = str(tmp_path / "index")
+    fast = ["--size", "160", "--no-flip", "--trees", "4", "--json"]
+    assert cli.main(["build", str(catalog), "--out", out, "--store", "milvus", *fast]) == 0
+    assert json.loads(capsys.readouterr().out)["store"]["kind"] == "milvus"
+    assert cli.main(["build", str(catalog), "--out", out, "--update", *fast]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["update"] == {"kept": 24, "added": 0, "removed": 0} and report["store"]["kind"] == "milvus"
+    assert cli.main(["build", str(catalog), "--out", out, "--store", "faiss", *fast]) == 2
+    assert "unknown store 'faiss'" in capsys.readouterr().err
