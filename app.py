@@ -30,7 +30,7 @@ from lookalike.faces.verify import FaceVerifier
 from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import REPO_ROOT
 from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html
-from lookalike.products.search import ProductSearcher
+from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg, list_face_models
 
 log = logging.getLogger("lookalike.app")
@@ -270,7 +270,7 @@ def build_demo(services: Services) -> gr.Blocks:
                         elem_id="query",
                     )
                     with gr.Row():
-                        scope = gr.Radio(["category", "all"], value="category", label="Search scope")
+                        scope = gr.Radio(list(SCOPES), value=DEFAULT_SCOPE, label="Search scope")
                         top_k = gr.Slider(1, 100, value=30, step=1, label="Results")
                     search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
                     categories = gr.Label(num_top_classes=5, label="Predicted category")

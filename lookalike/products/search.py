@@ -7,7 +7,8 @@ the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unr
 Categories. The index's head gives probabilities, blended with a vote of the query's nearest catalog
 photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone).
 
-Scope. "category" searches only the category ranked first, "all" the whole catalog. The store
+Scope. "category" searches only the category ranked first, "all" the whole catalog, "blend" the whole
+catalog's nearest items re-ordered by similarity x their category's probability. The store
 (`lookalike.products.stores`: Annoy in the index folder, or Milvus) returns exact cosines: Annoy's
 over-fetched candidates are re-scored against the stored vectors, so ANN error can only drop items,
 never misorder them; Milvus scores its hits itself. Hit metadata is read from the catalog's SQLite.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +38,9 @@ from lookalike.products.stores import Found
 if TYPE_CHECKING:  # the model zoo (and torch) load when a searcher is loaded
     from model_zoo.product_embedders import ProductEmbedder
 
-SCOPES = ("category", "all")
+SCOPES = ("category", "all", "blend")
+BLEND_POOL = 4  # blend re-scores the whole catalog's top BLEND_POOL x top_k (at least MIN_POOL) by cosine
+MIN_POOL = 100
 DEFAULT_SCOPE = "category"
 CATEGORIES_SHOWN = 5
 SUMMARY_HIT_KEYS = ("rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance")
@@ -133,16 +137,27 @@ class ProductSearcher:
     def _scope(self, scope: str, category: str) -> str | None:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-        return None if scope == "all" else category
+        return category if scope == "category" else None
 
-    def exact_ids(self, vector: np.ndarray, top_k: int, scope: str, category: str) -> list[int]:
-        """Brute-force top-k ids in the scope (the reference the ANN recall is measured against; the first
-        call reads every vector out of the store)."""
+    @staticmethod
+    def _blend(cosines: np.ndarray, categories: Sequence[str], ranking: list[tuple[str, float]]) -> np.ndarray:
+        """Scope "blend": similarity x the item's category probability, so a near-identical item of another
+        category still shows, below the likely category's close matches."""
+        probs = dict(ranking)
+        return (1.0 + cosines) / 2.0 * np.asarray([probs.get(c, 0.0) for c in categories])
+
+    def exact_ids(self, vector: np.ndarray, top_k: int, scope: str, ranking: list[tuple[str, float]]) -> list[int]:
+        """Brute-force top-k ids in the scope, given the query's full category ranking (the reference the ANN
+        recall is measured against; the first call reads every vector out of the store)."""
         if self._exact is None:
             ids, vectors = self.index.store.vectors()
             self._exact = ids, vectors, np.asarray(self.index.rows.column("category"))
         ids, vectors, labels = self._exact
-        inside = np.ones(len(ids), bool) if self._scope(scope, category) is None else labels == category
+        category = self._scope(scope, ranking[0][0])
+        inside = np.ones(len(ids), bool) if category is None else labels == category
+        if scope == "blend":
+            scores = self._blend(vectors @ vector, labels, ranking)
+            return [int(i) for i in ids[np.argsort(-scores, kind="stable")[:top_k]]]
         _, top = nearest(vectors[inside], vector, top_k)
         return [int(i) for i in ids[inside][top[0]]]
 
@@ -167,7 +182,12 @@ class ProductSearcher:
         timings["categorize"] = _ms(start)
         category = self._scope(scope, ranking[0][0])
         start = time.perf_counter()
-        found = self._nearest(vector, top_k, category)
+        if scope == "blend":
+            found = self._nearest(vector, max(BLEND_POOL * top_k, MIN_POOL), None)
+            order = np.argsort(-self._blend(found.cosines, found.categories, ranking), kind="stable")[:top_k]
+            found = Found(found.ids[order], found.cosines[order], [found.categories[i] for i in order])
+        else:
+            found = self._nearest(vector, top_k, category)
         rows = self.index.rows.get(found.ids)
         pairs = zip(rows, found.cosines, strict=True)
         hits = [self._hit(rank, row, float(cosine)) for rank, (row, cosine) in enumerate(pairs, 1)]
@@ -225,7 +245,8 @@ def search(
         photo: a path, PIL image, numpy array or bytes; any mode, EXIF rotation applied.
         index: the index folder.
         top_k: how many items to return, most similar first.
-        scope: "category" searches the predicted category only; "all" the whole catalog.
+        scope: "category" searches the predicted category only; "all" the whole catalog by similarity;
+            "blend" the whole catalog by similarity x category probability.
 
     Returns:
         A `SearchResult`: the category ranking (label, probability), the hits (path, category,

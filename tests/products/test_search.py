@@ -125,6 +125,19 @@ def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) 
     assert sum(prob for _, prob in result.categories) <= 1.0 + 1e-6
 
 
+def test_blend_scope_ranks_by_similarity_times_category_probability(index: Path, data_root: Path) -> None:
+    searcher = ProductSearcher.load(index)
+    vector = searcher.embed(sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1])
+    ranking = searcher.categorize(vector)
+    result = searcher.search_vector(vector, 20, "blend")
+    scores = [hit.similarity * dict(ranking)[hit.category] for hit in result.results]
+    assert len(scores) == 20 and scores == sorted(scores, reverse=True)
+    assert len({hit.category for hit in result.results}) > 1  # 20 of 24 items: other categories follow
+    assert [hit.id for hit in result.results] == searcher.exact_ids(vector, 20, "blend", ranking)
+    plain = searcher.search_vector(vector, 20, "all")
+    assert [h.similarity for h in plain.results] != [h.similarity for h in result.results]
+
+
 def test_search_vector_matches_search(index: Path, data_root: Path) -> None:
     searcher = ProductSearcher.load(index)
     query = sorted((data_root / "products" / "milk").glob("*.jpg"))[-1]
