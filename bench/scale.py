@@ -57,7 +57,7 @@ def build_store(address: str, folder: Path, base: np.ndarray, categories: list[s
     start = time.perf_counter()
     store = create_store(spec, folder, base.shape[1], TREES, "scale")
     store.add(np.arange(len(base)), base, categories)
-    entry = {**store.persist(), "uri": spec.uri}
+    entry = store.persist()
     seconds = time.perf_counter() - start
     store.close()
     return entry, seconds

@@ -295,8 +295,7 @@ def build_index(
     new_store = create_store(spec, building, embedder.dim, trees, out.name)
     replaced = previous.manifest if previous else _current_manifest(out)
     try:
-        report["store"] = {**_write(building, embedded, ids, head, report, new_store, previous),
-                           "uri": spec.uri, "address": address}
+        report["store"] = {**_write(building, embedded, ids, head, report, new_store, previous), "address": address}
         new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
         seconds = time.perf_counter() - started
         report.update(build_seconds=round(seconds, 2), images_per_second=round(len(items) / seconds, 2))
@@ -304,12 +303,11 @@ def build_index(
         _swap_in(building, out)
     except BaseException:
         new_store.close()
-        if spec.uri:  # a collection outside the folder: drop it, the folder goes below
-            new_store.discard()
+        new_store.discard()  # a collection outside the folder (the folder itself goes below)
         raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    if replaced and replaced.get("store", {}).get("collection") != report["store"].get("collection"):
+    if replaced:
         _discard_store(out, replaced.get("store"))
     return report
 

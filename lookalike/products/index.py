@@ -133,7 +133,6 @@ class LoadedIndex:
     manifest: dict
     rows: CatalogRows
     head: CategoryHead | MlpCategoryHead
-    categories: list[str]  # the head's categories, as the build ordered them
     store: VectorStore
 
     def thumbnail(self, row: dict) -> str:
@@ -177,10 +176,11 @@ def load_index(index_dir: Path) -> LoadedIndex:
     except (OSError, ValueError, KeyError, sqlite3.DatabaseError) as exc:
         raise IndexCorruptError(f"product index at {folder} is damaged: {exc}") from None
     count = manifest.get("items")
-    if len(rows) != count or store.count() != count:
+    held = store.count()
+    if len(rows) != count or held != count:
         store.close()
         raise IndexCorruptError(
             f"product index at {folder} is inconsistent: manifest says {count} items, the catalog has "
-            f"{len(rows)} rows and the {store.kind} store {store.count()} vectors"
+            f"{len(rows)} rows and the {store.kind} store {held} vectors"
         )
-    return LoadedIndex(folder, manifest, rows, head, list(manifest["category_order"]), store)
+    return LoadedIndex(folder, manifest, rows, head, store)

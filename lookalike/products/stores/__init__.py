@@ -78,7 +78,8 @@ def create_store(spec: StoreSpec, folder: Path, dim: int, trees: int, name: str)
 
         return AnnoyStore(folder / FOLDER, dim, trees, spec.options.get("dtype", "float32"))
     prefix = "lookalike_" + "".join(c if c.isalnum() else "_" for c in name)[:40]
-    return _milvus().create(spec.uri or _lite_path(folder), dim, spec.options.get("index"), prefix)
+    return _milvus().create(spec.uri or _lite_path(folder), dim, spec.options.get("index"), prefix,
+                            external=spec.uri is not None)
 
 
 def open_store(folder: Path, entry: dict) -> VectorStore:

@@ -146,7 +146,8 @@ class AnnoyStore(VectorStore):
             build_annoy(vectors, rows if number is None else rows[self._codes == number], self.trees,
                         _forest(self.folder, number))
         tuning = tune_search_k(vectors, self.trees, candidate_count(RECALL_K))
-        entry = {"kind": self.kind, "dim": self.dim, "items": len(rows), "trees": self.trees, "dtype": self.dtype,
+        entry = {"kind": self.kind, "uri": None, "dim": self.dim,  # the store lives in the index folder
+                 "items": len(rows), "trees": self.trees, "dtype": self.dtype,
                  "categories": list(self._names), **tuning}
         self.close()
         reopened = AnnoyStore.open(self.folder, entry)

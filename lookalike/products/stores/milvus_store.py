@@ -84,15 +84,16 @@ def disconnect(client: MilvusClient, uri: str) -> None:
 class MilvusStore(VectorStore):
     kind = "milvus"
 
-    def __init__(self, client: MilvusClient, uri: str, collection: str, dim: int, index: str) -> None:
+    def __init__(self, client: MilvusClient, uri: str, collection: str, dim: int, index: str, external: bool) -> None:
+        """`external`: the vectors live outside the index folder (a server, or a Lite file elsewhere)."""
         if index not in INDEXES:
             raise StoreError(f"Milvus index must be one of {', '.join(INDEXES)}, not {index!r}")
         self.client: MilvusClient | None = client
-        self.uri, self.collection, self.dim, self.index = uri, collection, dim, index
+        self.uri, self.collection, self.dim, self.index, self.external = uri, collection, dim, index, external
         self.search_params: dict = {}
 
     @classmethod
-    def create(cls, uri: str, dim: int, index: str | None = None, prefix: str = "lookalike") -> MilvusStore:
+    def create(cls, uri: str, dim: int, index: str | None, prefix: str, external: bool) -> MilvusStore:
         """A new, empty collection at `uri` (Lite file path or server URL)."""
         client = connect(uri)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -101,7 +102,7 @@ class MilvusStore(VectorStore):
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         collection = f"{prefix}_{uuid.uuid4().hex[:12]}"
         client.create_collection(collection, schema=schema)
-        return cls(client, uri, collection, dim, index or (LITE_INDEX if is_lite(uri) else SERVER_INDEX))
+        return cls(client, uri, collection, dim, index or (LITE_INDEX if is_lite(uri) else SERVER_INDEX), external)
 
     @classmethod
     def open(cls, uri: str, entry: dict) -> MilvusStore:
@@ -110,7 +111,7 @@ class MilvusStore(VectorStore):
         if not client.has_collection(entry["collection"]):
             disconnect(client, uri)
             raise StoreError(f"Milvus at {uri} has no collection {entry['collection']} (dropped, or another server?)")
-        store = cls(client, uri, entry["collection"], entry["dim"], entry["index"])
+        store = cls(client, uri, entry["collection"], entry["dim"], entry["index"], external=bool(entry.get("uri")))
         store.search_params = entry["search_params"]
         client.load_collection(store.collection)
         if (held := store.count()) != entry["items"]:
@@ -187,8 +188,9 @@ class MilvusStore(VectorStore):
         params.add_index(field_name="vector", index_type=self.index, metric_type="IP", params=build)
         self.client.create_index(self.collection, params)
         self.client.load_collection(self.collection)
-        return {"kind": self.kind, "collection": self.collection, "dim": self.dim, "items": count,
-                "index": self.index, "index_params": build, "search_params": self.search_params}
+        return {"kind": self.kind, "uri": self.uri if self.external else None, "collection": self.collection,
+                "dim": self.dim, "items": count, "index": self.index, "index_params": build,
+                "search_params": self.search_params}
 
     def close(self) -> None:
         if self.client is not None:
@@ -196,6 +198,8 @@ class MilvusStore(VectorStore):
             self.client = None
 
     def discard(self) -> None:
+        if not self.external:
+            return  # a Lite file in the index folder goes with the folder
         client = connect(self.uri)  # this store's own client may be closed already
         try:
             if client.has_collection(self.collection):
