@@ -119,6 +119,16 @@ def _load_product_index(index_dir: Path, catalog: str | None) -> tuple[ProductSe
         return None, hint
 
 
+def _import_gradio_lazies() -> None:
+    """Gradio imports matplotlib and resolves its backend inside the first request it serves (0.7-1 s
+    here, which the first user waited for): do it at start-up instead."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.get_backend()
+
+
 def load_services(index_dir: Path, catalog: str | None, warm_up: bool = True) -> Services:
     """Product index and default face model, loaded (and warmed) before the server starts any thread:
     the face helpers are then forked with the loaded model instead of importing and loading their own."""
@@ -129,6 +139,7 @@ def load_services(index_dir: Path, catalog: str | None, warm_up: bool = True) ->
     verifier = services.verifier(DEFAULT_FACE_MODEL)
     face_loaded = time.perf_counter()
     if warm_up:
+        _import_gradio_lazies()
         if searcher is not None:
             searcher.search(np.full((224, 224, 3), 200, dtype=np.uint8), top_k=1)
         verifier.warm_up()

@@ -1,5 +1,5 @@
-"""ONNX networks run by onnxruntime: the default face embedder (shipped as ONNX) and the product
-embedders (exported from torch once, then cached), sharing one way of making sessions.
+"""ONNX networks run by onnxruntime: the default face embedder (shipped as ONNX), the product embedders
+and MTCNN's three networks (exported from torch once, then cached), sharing one way of making sessions.
 
 Why onnxruntime for the product embedders: on this project's 2-core CPU it runs EfficientNet-Lite1 at
 240 px about 2x (batch 1) to 5x (batch 32) faster than eager torch, whose throughput falls as the batch
@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,11 @@ class OnnxSession:
             return self._sessions[os.getpid()]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._session().run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        return self.run_all(batch)[0]
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every output of the network, in its order."""
+        return self._session().run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
 
 
 class _PreLogits(nn.Module):
@@ -86,13 +91,34 @@ def pre_logits(net: nn.Module) -> nn.Module:
 
 
 def export_product_network(net: nn.Module, size: int, config: dict[str, Any], folder: Path) -> OnnxSession | None:
-    """The ONNX twin of `net`'s pre-logits features at `size` px, exported once into `folder` (keyed by
-    the embedder's config and the torch version) and checked on a probe; None when it cannot be made
-    or does not match, so the caller keeps torch."""
-    key = json.dumps({**config, "torch": torch.__version__, "opset": OPSET}, sort_keys=True, default=str)
-    name = str(config.get("name", "model")).replace("/", "_")
-    path = folder / f"{name}-{size}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
-    module = pre_logits(net)
+    """The ONNX twin of `net`'s pre-logits features at `size` px (see `onnx_twin`); None keeps torch."""
+    return onnx_twin(
+        pre_logits(net), str(config.get("name", "model")), {**config, "size": size}, folder,
+        example=torch.zeros(2, 3, size, size), probe=torch.randn(3, 3, size, size, generator=_seeded()),
+        matches=lambda expected, found: min_cosine(expected[0], found[0]) >= EXPORT_MIN_COSINE,
+    )
+
+
+def onnx_twin(
+    module: nn.Module,
+    name: str,
+    key: dict[str, Any],
+    folder: Path,
+    example: torch.Tensor,
+    probe: torch.Tensor,
+    matches: Callable[[list[np.ndarray], list[np.ndarray]], bool],
+    dynamic: tuple[int, ...] = (0,),
+) -> OnnxSession | None:
+    """`module` (one input, one or more outputs) exported to ONNX once into `folder`, keyed by `key`
+    and the torch version, and checked on `probe`: `matches(torch outputs, onnx outputs)`. None when it
+    cannot be made or does not match, so the caller keeps torch. `dynamic`: the input's free axes."""
+    digest = hashlib.sha256(
+        json.dumps({**key, "torch": torch.__version__, "opset": OPSET}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    path = folder / f"{name.replace('/', '_')}-{key.get('size', 'any')}-{digest}.onnx"
+    with torch.inference_mode():
+        expected = module(probe)
+    expected = [t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))]
     if not path.is_file():
         try:
             import onnx  # noqa: F401  (the exporter needs it; without it we stay on torch)
@@ -100,21 +126,25 @@ def export_product_network(net: nn.Module, size: int, config: dict[str, Any], fo
             return None
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        outputs = [f"output{i}" for i in range(len(expected))]
+        axes = {"pixels": {axis: f"axis{axis}" for axis in dynamic}, **{output: {0: "axis0"} for output in outputs}}
         try:
             torch.onnx.export(
-                module, torch.zeros(2, 3, size, size), str(tmp), input_names=["pixels"], output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+                module, example, str(tmp), input_names=["pixels"], output_names=outputs, dynamic_axes=axes,
+                opset_version=OPSET, dynamo=False,
             )
             os.replace(tmp, path)  # a concurrent or interrupted export never leaves a half file in place
-        except Exception:  # any exporter failure: this model simply stays on torch
+        except Exception:  # any exporter failure: this network simply stays on torch
             tmp.unlink(missing_ok=True)
             return None
     session = OnnxSession(path, f"the ONNX export of {name}")
-    probe = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        expected = module(probe).numpy()
-    found = session.run(probe.numpy())
-    if found.shape != expected.shape or min_cosine(expected, found) < EXPORT_MIN_COSINE:
+    found = session.run_all(probe.numpy())
+    shapes_match = [f.shape for f in found] == [e.shape for e in expected]
+    if not shapes_match or not matches(expected, found):
         path.unlink(missing_ok=True)
         return None
     return session
+
+
+def _seeded() -> torch.Generator:
+    return torch.Generator().manual_seed(0)

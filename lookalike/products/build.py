@@ -31,7 +31,7 @@ from lookalike.images.thumbnails import write_thumbnails
 from lookalike.products import index as product_index
 from lookalike.products.catalog import read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_catalog, local_engine
-from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy
+from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy, preload
 from lookalike.products.index import THUMBNAILS, index_exists
 from lookalike.products.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
@@ -256,14 +256,15 @@ def build_index(
         embedder = (create_embedder(**previous.manifest["embedder"], device=device) if previous
                     else create_embedder(model, weights, size=size, flip=flip, device=device))
     known = previous.known if previous else None
+    preload()
     embedded = embed_catalog(items, embedder, batch_size, progress, show_bar, known, _engine(engine, ray_address))
     if not embedded.items:
         raise ValueError(f"no readable image in {catalog}: {len(embedded.skipped)} files skipped")
     ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
     labels = [item.category for item in embedded.items]
     vote = vote or NeighbourVote()
-    accuracy = held_out_accuracy(embedded.vectors, labels, vote=vote)
-    head = CategoryHead.fit(embedded.vectors, labels)
+    accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote)
+    head = CategoryHead.fit(embedded.vectors, labels, start=start)
     report = {
         "format": product_index.FORMAT,
         "model": embedder.name,

@@ -11,8 +11,10 @@ everything. Stored as plain arrays (.npz, no pickle), so loading an index never 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +73,23 @@ class CategoryHead:
     intercept: np.ndarray  # [classes]
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, labels: list[str], c: float = DEFAULT_C) -> CategoryHead:
+    def fit(
+        cls, vectors: np.ndarray, labels: list[str], c: float = DEFAULT_C, start: CategoryHead | None = None
+    ) -> CategoryHead:
+        """`start`, a head fitted on part of the same data (the held-out run), is where the solver begins:
+        the full fit then takes about 30 iterations instead of 70 on the shared catalog."""
         classes = sorted(set(labels))
         if len(classes) == 1:  # nothing to choose between: always that category
             return cls(classes, np.zeros((1, vectors.shape[1]), np.float32), np.zeros(1, np.float32))
         from sklearn.linear_model import LogisticRegression  # here: searching needs no sklearn (~2 s to import)
 
-        model = LogisticRegression(C=c, max_iter=2000).fit(vectors, labels)
+        model = LogisticRegression(C=c, max_iter=2000, warm_start=start is not None and start.classes == classes)
+        if model.warm_start:
+            coef, intercept = start.coef.astype(np.float64), start.intercept.astype(np.float64)
+            if len(classes) == 2:  # back to sklearn's single row (see below)
+                coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+            model.coef_, model.intercept_ = coef, intercept
+        model.fit(vectors, labels)
         coef, intercept = model.coef_, model.intercept_
         if len(classes) == 2:  # sklearn keeps one row for two classes: logits (0, w.x + b) are equivalent
             coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
@@ -100,25 +112,30 @@ class CategoryHead:
             return cls([str(c) for c in data["classes"]], data["coef"], data["intercept"])
 
 
+def preload() -> None:
+    """Import the solver in a background thread, so a build's ~2 s import overlaps its embedding."""
+    threading.Thread(target=import_module, args=("sklearn.linear_model",), daemon=True).start()
+
+
 def held_out_accuracy(
     vectors: np.ndarray,
     labels: list[str],
     c: float = DEFAULT_C,
     vote: NeighbourVote | None = None,
     fraction: float = HELD_OUT_FRACTION,
-) -> dict[str, float | int | None]:
+) -> tuple[dict[str, float | int | None], CategoryHead | None]:
     """Accuracy of the head (alone, and blended with `vote` as search uses it) trained without a
-    stratified `fraction` of the catalog, on that fraction.
+    stratified `fraction` of the catalog, on that fraction; and that head, a start for the full fit.
 
-    None when the catalog is too small to hold any out (a category with a single photo, or fewer
-    held-out photos than categories).
+    Accuracies are None when the catalog is too small to hold any out (a category with a single photo,
+    or fewer held-out photos than categories).
     """
     vote = vote or NeighbourVote()
     counts = Counter(labels)
     n_test = round(fraction * len(labels))
     too_few = min(counts.values()) < 2 or min(n_test, len(labels) - n_test) < len(counts)
     if len(counts) < 2 or too_few:
-        return {"accuracy": None, "head_only_accuracy": None, "held_out": 0}
+        return {"accuracy": None, "head_only_accuracy": None, "held_out": 0}, None
     from sklearn.model_selection import train_test_split
 
     train, test = train_test_split(
@@ -135,4 +152,4 @@ def held_out_accuracy(
         "accuracy": float(np.mean(classes[blended.argmax(axis=1)] == truth)),
         "head_only_accuracy": float(np.mean(classes[head_probs.argmax(axis=1)] == truth)),
         "held_out": len(test),
-    }
+    }, head

@@ -48,6 +48,22 @@ def test_mtcnn_finds_one_face_with_landmarks_in_each_sample(detector: FaceDetect
         assert x1 <= lx < rx <= x2 and y1 <= ly <= y2  # eyes inside the box, left before right
 
 
+def test_onnx_stages_find_what_torch_finds(detector: FaceDetector, sample_photos, data_root: Path) -> None:
+    from model_zoo.face_detection import _OnnxStage
+
+    assert all(isinstance(getattr(detector._mtcnn, name), _OnnxStage) for name in ("pnet", "rnet", "onet"))
+    reference = FaceDetector(backend="torch")
+    assert not isinstance(reference._mtcnn.pnet, _OnnxStage)
+    lfw = sorted((data_root / "faces").glob("*/*_0001.jpg"))[:8]
+    for photo in [*sample_photos, *lfw]:
+        image = load_image(photo)
+        found, expected = detector.detect(image), reference.detect(image)
+        assert len(found) == len(expected), photo
+        for face, twin in zip(found, expected, strict=True):
+            assert np.allclose(face.box, twin.box, atol=0.05) and abs(face.confidence - twin.confidence) < 1e-4
+            assert np.allclose(face.landmarks, twin.landmarks, atol=0.05)
+
+
 def test_large_photo_is_detected_in_original_coordinates(detector: FaceDetector, sample_photos) -> None:
     image = load_image(sample_photos[0])
     big = image.resize((image.width * 3, image.height * 3))  # longer side 1536 > DETECT_MAX_SIDE
