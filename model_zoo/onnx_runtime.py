@@ -38,10 +38,11 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class OnnxSession:
-    """One ONNX file; `run(batch)` from any thread or forked process. A bad file fails at construction."""
+    """One ONNX file; `run(batch)` from any thread or forked process. A bad file fails at construction.
+    `threads`: a fixed intra-op thread count (default: torch's in the running process)."""
 
-    def __init__(self, path: Path, label: str) -> None:
-        self.path, self.label = Path(path), label
+    def __init__(self, path: Path, label: str, threads: int | None = None) -> None:
+        self.path, self.label, self.threads = Path(path), label, threads
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
         probe = self._session(threads=1)  # read the file now, so a bad one fails here, in one line
@@ -55,7 +56,7 @@ class OnnxSession:
         with self._lock:
             if os.getpid() not in self._sessions:
                 options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = threads or torch.get_num_threads()
+                options.intra_op_num_threads = threads or self.threads or torch.get_num_threads()
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3  # files that declare batch 1 run larger batches fine, but warn
                 try:
@@ -108,10 +109,12 @@ def onnx_twin(
     probe: torch.Tensor,
     matches: Callable[[list[np.ndarray], list[np.ndarray]], bool],
     dynamic: tuple[int, ...] = (0,),
+    threads: int | None = None,
 ) -> OnnxSession | None:
     """`module` (one input, one or more outputs) exported to ONNX once into `folder`, keyed by `key`
     and the torch version, and checked on `probe`: `matches(torch outputs, onnx outputs)`. None when it
-    cannot be made or does not match, so the caller keeps torch. `dynamic`: the input's free axes."""
+    cannot be made or does not match, so the caller keeps torch. `dynamic`: the input's free axes;
+    `threads`: see `OnnxSession`."""
     digest = hashlib.sha256(
         json.dumps({**key, "torch": torch.__version__, "opset": OPSET}, sort_keys=True, default=str).encode()
     ).hexdigest()[:16]
@@ -137,7 +140,7 @@ def onnx_twin(
         except Exception:  # any exporter failure: this network simply stays on torch
             tmp.unlink(missing_ok=True)
             return None
-    session = OnnxSession(path, f"the ONNX export of {name}")
+    session = OnnxSession(path, f"the ONNX export of {name}", threads)
     found = session.run_all(probe.numpy())
     shapes_match = [f.shape for f in found] == [e.shape for e in expected]
     if not shapes_match or not matches(expected, found):
