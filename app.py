@@ -3,8 +3,8 @@
 Run `python app.py` (add `--share` for a public link); on Hugging Face Spaces the same file runs as is.
 Models and the product index load once at start-up and are warmed; each request only embeds its photo.
 The app never writes uploaded photos anywhere; Gradio's copies are purged after LOOKALIKE_UPLOAD_TTL seconds.
-A session keeps only the query embedding (to re-rank when scope or top-k change) and the last face distance
-(to re-judge when the threshold moves), never the photos.
+A session keeps only the query embedding and keypoints (to re-rank when scope or top-k change) and the last
+face distance (to re-judge when the threshold moves), never the photos.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from lookalike.faces.verify import FaceVerifier
 from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import REPO_ROOT
 from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html
-from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
+from lookalike.products.search import DEFAULT_RERANK, DEFAULT_SCOPE, SCOPES, ProductSearcher
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg, list_face_models
 
 log = logging.getLogger("lookalike.app")
@@ -161,23 +161,25 @@ def _gallery(result) -> list[tuple[str, str]]:
 
 
 def make_search(services: Services) -> Callable:
-    def search(query: Any, scope: str, top_k: float, request: gr.Request | None = None):
+    def search(query: Any, scope: str, top_k: float, verify_hits: bool, request: gr.Request | None = None):
         """Search the catalog for the items most like the query photo (optionally cropped)."""
         with _user_errors():
             if services.searcher is None:
                 raise gr.Error(services.index_problem)
-            vector = services.searcher.embed(_read_upload(query, "the query photo"))
-        return rerank(vector, scope, top_k)
+            photo = _read_upload(query, "the query photo")
+            verify = bool(verify_hits) and services.searcher.local is not None
+            query_state = services.searcher.embed_query(photo, verify)
+        return rerank(query_state, scope, top_k)
 
-    def rerank(vector: np.ndarray | None, scope: str, top_k: float):
-        """Re-run the search from the session's stored embedding: no photo needed."""
-        if vector is None or services.searcher is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), vector
+    def rerank(query_state: tuple | None, scope: str, top_k: float):
+        """Re-run the search from the session's stored embedding (and keypoints): no photo needed."""
+        if query_state is None or services.searcher is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), query_state
         with _user_errors():
-            result = services.searcher.search_vector(vector, top_k=int(top_k), scope=scope)
+            result = services.searcher.search_vector(query_state[0], int(top_k), scope, query_state[1])
         labels = {label: prob for label, prob in result.categories}
         details = [hit.to_dict() for hit in result.results]
-        return labels, _gallery(result), "Select an item to see its details.", details, vector
+        return labels, _gallery(result), "Select an item to see its details.", details, query_state
 
     return search, rerank
 
@@ -225,13 +227,14 @@ def rejudge(summary: dict | None, threshold: float) -> str:
 def make_api(services: Services) -> tuple[Callable, Callable]:
     """The JSON API beside the UI: plain images in, the CLI's `--json` output back."""
 
-    def search(image: FileData, top_k: int = 30, scope: str = "category") -> dict:
-        """The catalog items most like a photo (file upload or data: URI): the JSON of `lookalike search --json`."""
+    def search(image: FileData, top_k: int = 30, scope: str = "category", rerank: bool = False) -> dict:
+        """The catalog items most like a photo (file upload or data: URI): the JSON of `lookalike search --json`.
+        rerank verifies the first hits with local features (an index built with --local-features)."""
         with _user_errors():
             if services.searcher is None:
                 raise gr.Error(services.index_problem)
             photo = _read_upload(image, "the query photo")
-            return services.searcher.search(photo, int(top_k), scope).summary()
+            return services.searcher.search(photo, int(top_k), scope, bool(rerank)).summary()
 
     def verify(
         image1: FileData, image2: FileData, model: str = DEFAULT_FACE_MODEL, threshold: float = -1.0,
@@ -283,6 +286,10 @@ def build_demo(services: Services) -> gr.Blocks:
                     with gr.Row():
                         scope = gr.Radio(list(SCOPES), value=DEFAULT_SCOPE, label="Search scope")
                         top_k = gr.Slider(1, 100, value=30, step=1, label="Results")
+                    verify_hits = gr.Checkbox(
+                        value=DEFAULT_RERANK, label="Verify the first hits (matching keypoints lift the same product)",
+                        visible=services.searcher is not None and services.searcher.local is not None,
+                    )
                     search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
                     categories = gr.Label(num_top_classes=5, label="Predicted category")
                 with gr.Column(scale=2):
@@ -293,14 +300,15 @@ def build_demo(services: Services) -> gr.Blocks:
             examples = _product_examples(services)
             if examples:
                 gr.Examples([[{"background": p, "layers": [], "composite": p}] for p in examples], [query])
-            vector = gr.State(None)
+            query_state = gr.State(None)  # the query's vector and keypoints, never the photo
             details = gr.State([])
-            outputs = [categories, gallery, details_md, details, vector]
+            outputs = [categories, gallery, details_md, details, query_state]
             search_btn.click(
-                search, [query, scope, top_k], outputs, preprocess=False, api_name="search_ui", api_visibility="private"
+                search, [query, scope, top_k, verify_hits], outputs, preprocess=False, api_name="search_ui",
+                api_visibility="private",
             )
             for control in (scope, top_k):
-                control.change(rerank, [vector, scope, top_k], outputs, api_visibility="private")
+                control.change(rerank, [query_state, scope, top_k], outputs, api_visibility="private")
             gallery.select(show_details, [details], details_md, api_visibility="private")
 
         with gr.Tab("Face verification"):

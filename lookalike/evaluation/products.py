@@ -8,6 +8,9 @@ with product ids product_recall_at_1 and product_recall_at_10 (the same product 
 10 results) over the queries whose product_id is in the index, `product_queries` of them (an id the
 catalog lacks cannot be found, so it is not counted).
 
+With `rerank` (an index with local features), each query's first hits are verified and re-ordered as
+search does (`lookalike.products.rerank`), its keypoints extracted from its photo.
+
 Latency is timed on `latency_queries` queries spread evenly over the set, one at a time as a user
 sends them: decode -> embed -> head -> Annoy -> exact re-rank, after a few warm-up queries.
 """
@@ -20,6 +23,8 @@ from collections import Counter
 import numpy as np
 
 from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_k
+from lookalike.images.loading import load_image
+from lookalike.products import rerank as spatial
 from lookalike.products.catalog import CatalogItem
 from lookalike.products.embedding import embed_catalog
 from lookalike.products.neighbours import recall_of
@@ -31,13 +36,15 @@ LATENCY_QUERIES = 100
 
 
 def quality(
-    searcher: ProductSearcher, items: list[CatalogItem], vectors: np.ndarray, top_k: int, scope: str
+    searcher: ProductSearcher, items: list[CatalogItem], vectors: np.ndarray, top_k: int, scope: str,
+    rerank: bool = False,
 ) -> dict:
     in_index = Counter(row["category"] for row in searcher.index.rows)
     product_ids = {row["product_id"] for row in searcher.index.rows if row["product_id"]}
     top1, p10, ap30, recall, product_ranks = [], [], [], [], []
     for item, vector in zip(items, vectors, strict=True):
-        result = searcher.search_vector(vector, max(top_k, RECALL_K), scope)
+        keypoints = spatial.extract(load_image(item.path)) if rerank else None
+        result = searcher.search_vector(vector, max(top_k, RECALL_K), scope, keypoints)
         hits, predicted = result.results[:top_k], result.categories[0][0]
         relevant = [hit.category == item.category for hit in hits]
         top1.append(predicted == item.category)
@@ -62,15 +69,17 @@ def quality(
     return report
 
 
-def latency(searcher: ProductSearcher, items: list[CatalogItem], top_k: int, scope: str, count: int) -> dict:
+def latency(
+    searcher: ProductSearcher, items: list[CatalogItem], top_k: int, scope: str, count: int, rerank: bool = False
+) -> dict:
     """p50 / p95 wall time in ms of whole queries, on `count` items spread evenly over `items`."""
     sample = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
     for item in sample[:WARM_UP_QUERIES]:
-        searcher.search(item.path, top_k, scope)
+        searcher.search(item.path, top_k, scope, rerank)
     times = []
     for item in sample:
         start = time.perf_counter()
-        searcher.search(item.path, top_k, scope)
+        searcher.search(item.path, top_k, scope, rerank)
         times.append(1000.0 * (time.perf_counter() - start))
     return {
         "latency_ms_p50": float(np.percentile(times, 50)),
@@ -86,16 +95,19 @@ def evaluate(
     scope: str = DEFAULT_SCOPE,
     latency_queries: int = LATENCY_QUERIES,
     show_bar: bool = True,
+    rerank: bool = False,
 ) -> dict:
+    searcher.wants_rerank(rerank)  # an index without local features fails here, before any work
     embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
     return {
         "model": searcher.model,
         "scope": scope,
+        "rerank": rerank,
         "top_k": top_k,
         "queries": len(embedded.items),
-        **quality(searcher, embedded.items, embedded.vectors, top_k, scope),
-        **latency(searcher, embedded.items, top_k, scope, latency_queries),
+        **quality(searcher, embedded.items, embedded.vectors, top_k, scope, rerank),
+        **latency(searcher, embedded.items, top_k, scope, latency_queries, rerank),
         "skipped": embedded.skipped,
     }

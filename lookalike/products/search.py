@@ -7,6 +7,12 @@ the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unr
 Categories. The index's head gives probabilities, blended with a vote of the query's nearest catalog
 photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone).
 
+Spatial re-ranking. An index built with local features (`--local-features`) can verify the first
+`rerank.TOP_N` hits: SIFT keypoints of the query matched against each candidate's, kept when one homography
+explains them; verified candidates rise (`rerank.rerank`). On whenever the index has them (`DEFAULT_RERANK`):
+on the GroceryStore val queries exact-product recall@1 rose from 0.48 to 0.62 for a warm p50 of 77 ms
+instead of 26 (README).
+
 Scope. "category" searches only the category ranked first, "all" the whole catalog, "blend" the whole
 catalog's nearest items re-ordered by similarity x their category's probability. The store
 (`lookalike.products.stores`: Annoy in the index folder, or Milvus) returns exact cosines: Annoy's
@@ -30,8 +36,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.images.loading import ImageSource, load_image
+from lookalike.products import rerank as spatial
 from lookalike.products.heads import NeighbourVote, ranking
 from lookalike.products.index import LoadedIndex, load_index
+from lookalike.products.local_features import LocalFeatureTable
 from lookalike.products.neighbours import nearest
 from lookalike.products.stores import Found
 
@@ -43,7 +51,11 @@ BLEND_POOL = 4  # blend re-scores the whole catalog's top BLEND_POOL x top_k (at
 MIN_POOL = 100
 DEFAULT_SCOPE = "category"
 CATEGORIES_SHOWN = 5
-SUMMARY_HIT_KEYS = ("rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance")
+SUMMARY_HIT_KEYS = (
+    "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance", "inliers"
+)
+#: Whether search verifies its first hits when the index has local features (measured: see the module doc).
+DEFAULT_RERANK = True
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Hit:
     similarity: float
     distance: float
     thumbnail: str = ""  # a small copy made at build time (the photo itself for older indexes)
+    inliers: int | None = None  # keypoint matches one homography explains; None when not verified
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +124,7 @@ class ProductSearcher:
         self._exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # eval's reference, on demand
         self.vote = NeighbourVote(**index.manifest.get("neighbour_vote", {"weight": 0.0}))
         self._head_class = {category: i for i, category in enumerate(index.head.classes)}  # probs columns
+        self.local = LocalFeatureTable(index.folder) if index.manifest.get("local_features") else None
 
     @classmethod
     def load(cls, index_dir: str | Path, embedder: ProductEmbedder | None = None) -> ProductSearcher:
@@ -173,7 +187,15 @@ class ProductSearcher:
             probs = self.vote.blend(probs, found.cosines[None, :], labels[None, :])
         return ranking(self.index.head.classes, probs[0])
 
-    def search_vector(self, vector: np.ndarray, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        top_k: int = 30,
+        scope: str = DEFAULT_SCOPE,
+        keypoints: spatial.LocalFeatures | None = None,
+    ) -> SearchResult:
+        """`search` from the query's vector; with the query's `keypoints` (an index with local features),
+        the first hits are verified and re-ordered."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         timings: dict[str, float] = {}
@@ -188,13 +210,27 @@ class ProductSearcher:
             found = Found(found.ids[order], found.cosines[order], [found.categories[i] for i in order])
         else:
             found = self._nearest(vector, top_k, category)
-        rows = self.index.rows.get(found.ids)
-        pairs = zip(rows, found.cosines, strict=True)
-        hits = [self._hit(rank, row, float(cosine)) for rank, (row, cosine) in enumerate(pairs, 1)]
         timings["search"] = _ms(start)
+        inliers = np.full(len(found.ids), -1)
+        if keypoints is not None and self.local is not None:
+            start = time.perf_counter()
+            found, inliers = self._verify(found, keypoints)
+            timings["rerank"] = _ms(start)
+        rows = self.index.rows.get(found.ids)
+        pairs = zip(rows, found.cosines, inliers, strict=True)
+        hits = [self._hit(rank, row, float(cosine), int(count)) for rank, (row, cosine, count) in enumerate(pairs, 1)]
         return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings)
 
-    def _hit(self, rank: int, row: dict, cosine: float) -> Hit:
+    def _verify(self, found: Found, keypoints: spatial.LocalFeatures) -> tuple[Found, np.ndarray]:
+        """The first TOP_N hits matched against the query's keypoints, all hits re-ordered; each hit's
+        inlier count (-1: not verified)."""
+        counts = spatial.spatial_scores(keypoints, self.local.get(found.ids[: spatial.TOP_N]))
+        order, _ = spatial.rerank(list(range(len(found.ids))), found.cosines, counts)
+        inliers = np.full(len(found.ids), -1)
+        inliers[: len(counts)] = counts
+        return Found(found.ids[order], found.cosines[order], [found.categories[i] for i in order]), inliers[order]
+
+    def _hit(self, rank: int, row: dict, cosine: float, inliers: int = -1) -> Hit:
         cosine = min(max(cosine, -1.0), 1.0)
         return Hit(
             rank=rank,
@@ -208,16 +244,35 @@ class ProductSearcher:
             similarity=round((1.0 + cosine) / 2.0, 6),
             distance=round(float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine))), 6),
             thumbnail=self.index.thumbnail(row),
+            inliers=None if inliers < 0 else inliers,
         )
 
-    def search(self, image: ImageSource, top_k: int = 30, scope: str = DEFAULT_SCOPE) -> SearchResult:
+    def search(
+        self, image: ImageSource, top_k: int = 30, scope: str = DEFAULT_SCOPE, rerank: bool | None = None
+    ) -> SearchResult:
         """The top_k catalog items most like `image`, most similar first (see `search` for the arguments)."""
         start = time.perf_counter()
-        vector = self.embed(image)
+        vector, keypoints = self.embed_query(image, rerank)
         embed_ms = _ms(start)
-        result = self.search_vector(vector, top_k, scope)
+        result = self.search_vector(vector, top_k, scope, keypoints)
         result.timings_ms = {"embed": embed_ms, **result.timings_ms, "total": _ms(start)}
         return result
+
+    def embed_query(
+        self, image: ImageSource, rerank: bool | None = None
+    ) -> tuple[np.ndarray, spatial.LocalFeatures | None]:
+        """The query's vector and, when its hits are to be verified, its keypoints; keep both to re-run
+        `search_vector` without the photo. One after the other: extracting in a thread while the network
+        ran took the network from 25 to 75 ms (its two threads wait for each other when one core is taken)."""
+        photo = load_image(image)
+        vector = self.embedder.embed([photo])[0]
+        return vector, spatial.extract(photo) if self.wants_rerank(rerank) else None
+
+    def wants_rerank(self, rerank: bool | None) -> bool:
+        """Whether to verify hits: `rerank`, or DEFAULT_RERANK when None, on an index with local features."""
+        if rerank and self.local is None:
+            raise ValueError("this index has no local features to verify hits with: build it with --local-features")
+        return self.local is not None and (DEFAULT_RERANK if rerank is None else rerank)
 
     def example_paths(self, count: int) -> list[str]:
         """One photo from each of the first `count` categories: example queries for a demo."""
@@ -233,7 +288,11 @@ _SEARCHERS_LOCK = threading.Lock()
 
 
 def search(
-    photo: ImageSource, index: str | Path = "index", top_k: int = 30, scope: str = DEFAULT_SCOPE
+    photo: ImageSource,
+    index: str | Path = "index",
+    top_k: int = 30,
+    scope: str = DEFAULT_SCOPE,
+    rerank: bool | None = None,
 ) -> SearchResult:
     """The catalog items that look most like `photo`, in one call.
 
@@ -247,6 +306,8 @@ def search(
         top_k: how many items to return, most similar first.
         scope: "category" searches the predicted category only; "all" the whole catalog by similarity;
             "blend" the whole catalog by similarity x category probability.
+        rerank: verify the first hits with local features and re-order them (an index built with
+            local features; None: DEFAULT_RERANK). Each hit then reports its `inliers`.
 
     Returns:
         A `SearchResult`: the category ranking (label, probability), the hits (path, category,
@@ -256,7 +317,7 @@ def search(
         ImageError: the photo cannot be read (not an image, truncated, too large).
         IndexMissingError, IndexCorruptError: no index at `index`, or a damaged one.
         WeightsUnavailableError: the index's embedder cannot be loaded here.
-        ValueError: top_k below 1 or an unknown scope.
+        ValueError: top_k below 1, an unknown scope, or rerank on an index without local features.
 
     Example:
         >>> import lookalike
@@ -269,4 +330,4 @@ def search(
         if key not in _SEARCHERS:
             _SEARCHERS[key] = ProductSearcher.load(key)
         searcher = _SEARCHERS[key]
-    return searcher.search(photo, top_k, scope)
+    return searcher.search(photo, top_k, scope, rerank)

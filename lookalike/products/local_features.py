@@ -1,0 +1,83 @@
+"""Every catalog item's local features, stored in the index for spatial re-ranking (`rerank`).
+
+Written once at build time (`lookalike build --local-features`), read by memory-mapping, so a query touches
+only the rows of the candidates it verifies. Layout in INDEX/local/: `ids.npy` (sorted item ids),
+`offsets.npy` (row i's keypoints are points[offsets[i]:offsets[i + 1]]), `points.npy` (float16 [total, 2])
+and `descriptors.npy` (uint8 [total, 128]): about 65 KB an item at 500 keypoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.images.loading import ImageError, load_image
+from lookalike.products.index import IndexCorruptError
+from lookalike.products.rerank import MAX_POINTS, MAX_SIDE, LocalFeatures, extract
+
+FOLDER = "local"
+FILES = ("ids", "offsets", "points", "descriptors")
+THREADS = 2  # OpenCV's SIFT releases the GIL: one photo per core
+
+
+def write_local_features(
+    folder: Path, ids: Sequence[int], paths: Sequence[Path], progress: Callable[[int, int], None] | None = None
+) -> dict:
+    """Extract the features of each item's photo into `folder`/local; returns the manifest entry. A photo
+    that cannot be read now (it embedded a moment ago) gets no keypoints: it is never verified, only ranked."""
+
+    def features(path: Path) -> LocalFeatures:
+        try:
+            return extract(load_image(path))
+        except ImageError:
+            return LocalFeatures.empty()
+
+    order = np.argsort(np.asarray(ids, np.int64), kind="stable")
+    found: list[LocalFeatures] = []
+    with ThreadPoolExecutor(THREADS) as pool:
+        for done, item in enumerate(pool.map(features, [paths[i] for i in order]), 1):
+            found.append(item)
+            if progress is not None:
+                progress(done, len(order))
+    counts = np.array([len(item.points) for item in found], np.int64)
+    arrays = {
+        "ids": np.asarray(ids, np.int64)[order],
+        "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "points": np.concatenate([item.points for item in found] or [np.zeros((0, 2), np.float16)]),
+        "descriptors": np.concatenate([item.descriptors for item in found] or [np.zeros((0, 128), np.uint8)]),
+    }
+    (folder / FOLDER).mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        np.save(folder / FOLDER / f"{name}.npy", array)
+    return {"kind": "sift", "max_side": MAX_SIDE, "max_points": MAX_POINTS, "items": len(found),
+            "bytes": int(sum(array.nbytes for array in arrays.values()))}
+
+
+class LocalFeatureTable:
+    """The stored features of an index, memory-mapped; `get(ids)` from any thread."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            self._arrays = {name: np.load(folder / FOLDER / f"{name}.npy", mmap_mode="r") for name in FILES}
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"the index's local features in {folder / FOLDER} cannot be read ({exc})") from None
+        ids, offsets = self._arrays["ids"], self._arrays["offsets"]
+        if len(offsets) != len(ids) + 1 or offsets[-1] != len(self._arrays["points"]):
+            raise IndexCorruptError(f"the index's local features in {folder / FOLDER} are inconsistent: rebuild it")
+
+    def get(self, ids: Sequence[int]) -> list[LocalFeatures | None]:
+        """Each item's features, None for an id the table does not hold."""
+        table, offsets = self._arrays["ids"], self._arrays["offsets"]
+        rows = np.searchsorted(table, np.asarray(ids, np.int64))
+        found: list[LocalFeatures | None] = []
+        for item, row in zip(ids, rows, strict=True):
+            if row >= len(table) or table[row] != item:
+                found.append(None)
+                continue
+            start, stop = offsets[row], offsets[row + 1]
+            found.append(LocalFeatures(np.asarray(self._arrays["points"][start:stop]),
+                                       np.asarray(self._arrays["descriptors"][start:stop])))
+        return found

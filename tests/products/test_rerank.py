@@ -1,0 +1,169 @@
+"""Re-ranking by local-feature spatial verification, on a few real catalog photos (seconds).
+
+Accuracy is measured on the GroceryStore protocol with `eval-products --rerank`, not here: these tests pin the
+behaviour the measured gain rests on (a geometric copy verifies, an unrelated photo does not), and the
+wiring: features stored at build time, kept by an update, used by search only when asked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.images.loading import load_image
+from lookalike.products import rerank, search
+from lookalike.products.build import build_index
+from lookalike.products.index import IndexCorruptError
+from lookalike.products.local_features import LocalFeatureTable
+from lookalike.products.rerank import LocalFeatures, count_inliers, extract, spatial_scores
+from lookalike.products.search import ProductSearcher
+
+MILK = "milk/grocery_train_Arla-Standard-Milk_001.jpg"
+OTHERS = ("watches/myntra_10098.jpg", "shoes", "juice")
+
+
+@pytest.fixture(scope="module")
+def milk(data_root: Path) -> Image.Image:
+    return load_image(data_root / "products" / MILK)
+
+
+def _unrelated(data_root: Path) -> list[Image.Image]:
+    """A watch, a shoe and a juice carton: other products, other shapes, other prints."""
+    root = data_root / "products"
+    return [load_image(root / OTHERS[0])] + [
+        load_image(sorted((root / folder).glob("*.jpg"))[0]) for folder in OTHERS[1:]
+    ]
+
+
+def _distorted(image: Image.Image) -> Image.Image:
+    """Cropped to its middle 80 %, rotated 20 degrees and shrunk to 70 %: what a second shot of the same
+    pack roughly does, with every pixel moved."""
+    width, height = image.size
+    crop = image.crop((width // 10, height // 10, width - width // 10, height - height // 10))
+    rotated = crop.rotate(20, resample=Image.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+    return rotated.resize((round(rotated.width * 0.7), round(rotated.height * 0.7)), Image.BICUBIC)
+
+
+def test_a_distorted_copy_verifies_and_unrelated_photos_do_not(milk: Image.Image, data_root: Path) -> None:
+    query = extract(milk)
+    candidates = [extract(_distorted(milk))] + [extract(image) for image in _unrelated(data_root)]
+    scores = spatial_scores(query, [*candidates, None])
+    assert scores[0] >= 60
+    assert (scores[1:-1] < 15).all(), scores  # dev split: other products median 6
+    assert scores[-1] == 0  # a candidate without stored features is simply unverified
+
+
+def test_features_are_capped_compact_and_round_trip(milk: Image.Image) -> None:
+    features = extract(milk)
+    assert 0 < len(features.points) <= rerank.MAX_POINTS
+    assert features.descriptors.dtype == np.uint8 and features.descriptors.shape == (len(features.points), 128)
+    assert features.points.max() <= rerank.MAX_SIDE
+    buffer = io.BytesIO()
+    np.savez(buffer, **features.to_arrays())
+    buffer.seek(0)
+    with np.load(buffer) as stored:
+        again = LocalFeatures.from_arrays(dict(stored))
+    np.testing.assert_array_equal(again.points, features.points)
+    np.testing.assert_array_equal(again.descriptors, features.descriptors)
+    assert count_inliers(again, features) == count_inliers(features, features) > 100
+
+
+def test_blank_photos_have_no_features_and_never_verify(milk: Image.Image) -> None:
+    blank = extract(Image.new("RGB", (300, 200), (240, 240, 240)))
+    assert len(blank.points) == 0 and blank.nbytes == 0
+    assert spatial_scores(extract(milk), [blank]).tolist() == [0]
+
+
+def test_rerank_lifts_verified_candidates_over_closer_unverified_ones() -> None:
+    ids = ["a", "b", "c", "d", "e"]
+    cosines = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    inliers = np.array([0, 2, 40, 15])  # "e" was not verified at all
+    order, scores = rerank.rerank(ids, cosines, inliers)
+    assert order == ["c", "d", "b", "a", "e"]
+    assert (np.diff(scores) <= 0).all()
+    assert rerank.rerank(ids, cosines, np.zeros(5, int))[0] == ids  # nothing verified: cosine order kept
+    assert rerank.rerank(ids, cosines, inliers, weight=0.0)[0] == ids
+
+
+# ---------------------------------------------------------------- wired into build and search
+FAST = {"size": 160, "flip": False, "show_bar": False, "trees": 4}
+
+
+@pytest.fixture(scope="module")
+def verified_index(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Four photos of each of three milk products and of some juices, indexed with local features; and
+    the catalog folder."""
+    catalog = tmp_path_factory.mktemp("lf_catalog")
+    milk = sorted((data_root / "products" / "milk").glob("grocery_train_*.jpg"))
+    products = sorted({photo.name.rsplit("_", 1)[0] for photo in milk})[:3]
+    for folder, photos in (("milk", [p for p in milk if p.name.rsplit("_", 1)[0] in products]),
+                           ("juice", sorted((data_root / "products" / "juice").glob("*.jpg")))):
+        (catalog / folder).mkdir()
+        for photo in [p for p in photos if folder == "juice" or int(p.stem.rsplit("_", 1)[1]) <= 4][:12]:
+            (catalog / folder / photo.name).symlink_to(photo)
+    out = tmp_path_factory.mktemp("lf_index") / "index"
+    build_index(catalog, out, local_features=True, **FAST)
+    return out, catalog
+
+
+def test_search_verifies_the_first_hits_and_lifts_the_same_product(
+    verified_index: tuple[Path, Path], tmp_path: Path
+) -> None:
+    index, catalog = verified_index
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["local_features"]["items"] == manifest["items"] == 24
+    target = sorted((catalog / "milk").glob("*.jpg"))[5]
+    query = tmp_path / "second_shot.jpg"
+    _distorted(load_image(target)).save(query, quality=90)
+    searcher = ProductSearcher.load(index)
+    verified = searcher.search(query, top_k=12, scope="all", rerank=True)
+    plain = searcher.search(query, top_k=12, scope="all", rerank=False)
+    assert Path(verified.results[0].path).name == target.name and verified.results[0].inliers >= 30
+    assert sorted(h.id for h in verified.results) == sorted(h.id for h in plain.results)  # re-ordered, same set
+    assert all(h.inliers is None for h in plain.results) and "rerank" not in plain.timings_ms
+    assert sum(h.inliers is not None for h in verified.results) == min(rerank.TOP_N, 12)
+    assert "rerank" in verified.timings_ms and verified.summary()["results"][0]["inliers"] >= 30
+    default = searcher.search(query, top_k=12, scope="all").results[0].inliers  # on for an index with features
+    assert (default is not None) == search.DEFAULT_RERANK
+
+
+def test_rerank_needs_local_features_and_bad_ones_fail_at_load(
+    verified_index: tuple[Path, Path], tmp_path: Path
+) -> None:
+    index, _ = verified_index
+    plain = tmp_path / "plain"
+    shutil.copytree(index, plain)
+    manifest = json.loads((plain / "manifest.json").read_text())
+    del manifest["local_features"]
+    (plain / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="--local-features"):
+        ProductSearcher.load(plain).search(np.zeros((64, 64, 3), np.uint8), rerank=True)
+    broken = tmp_path / "broken"
+    shutil.copytree(index, broken)
+    offsets = np.load(broken / "local" / "offsets.npy")
+    np.save(broken / "local" / "offsets.npy", offsets[:-2])
+    with pytest.raises(IndexCorruptError, match="local features"):
+        ProductSearcher.load(broken)
+
+
+def test_update_keeps_local_features_for_old_and_new_photos(
+    verified_index: tuple[Path, Path], data_root: Path, tmp_path: Path
+) -> None:
+    index, catalog = verified_index
+    copy, grown = tmp_path / "index", tmp_path / "catalog"
+    shutil.copytree(index, copy)
+    shutil.copytree(catalog, grown, symlinks=True)
+    extra = sorted((data_root / "products" / "juice").glob("*.jpg"))[-1]
+    (grown / "juice" / extra.name).symlink_to(extra)
+    report = build_index(grown, copy, update=True, show_bar=False)
+    assert report["local_features"]["items"] == report["items"] == 25
+    table = LocalFeatureTable(copy)
+    rows = {Path(row["path"]).name: row["id"] for row in ProductSearcher.load(copy).index.rows}
+    new, old = table.get([rows[extra.name], max(rows.values()) + 1])
+    assert new is not None and len(new.points) > 0 and old is None
