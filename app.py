@@ -227,14 +227,14 @@ def rejudge(summary: dict | None, threshold: float) -> str:
 def make_api(services: Services) -> tuple[Callable, Callable]:
     """The JSON API beside the UI: plain images in, the CLI's `--json` output back."""
 
-    def search(image: FileData, top_k: int = 30, scope: str = "category", rerank: bool = False) -> dict:
-        """The catalog items most like a photo (file upload or data: URI): the JSON of `lookalike search --json`.
-        rerank verifies the first hits with local features (an index built with --local-features)."""
+    def search(image: FileData, top_k: int = 30, scope: str = "category") -> dict:
+        """The catalog items most like a photo (file upload or data: URI): the JSON of `lookalike search --json`
+        (the first hits verified when the index has local features)."""
         with _user_errors():
             if services.searcher is None:
                 raise gr.Error(services.index_problem)
             photo = _read_upload(image, "the query photo")
-            return services.searcher.search(photo, int(top_k), scope, bool(rerank)).summary()
+            return services.searcher.search(photo, int(top_k), scope).summary()
 
     def verify(
         image1: FileData, image2: FileData, model: str = DEFAULT_FACE_MODEL, threshold: float = -1.0,

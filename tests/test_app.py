@@ -70,7 +70,8 @@ def test_api_search_returns_the_cli_json(client, data_root: Path, catalog: Path,
     assert found["categories"][0]["label"] == "watches"
     assert len(found["results"]) == 30 and found["results"][0]["rank"] == 1
     assert set(found["results"][0]) == {"rank", "path", "category", "product_id", "title", "price", "url",
-                                        "similarity", "distance"}
+                                        "similarity", "distance", "inliers"}
+    assert found["results"][0]["inliers"] is None  # this index has no local features: nothing verified
     with httpx.Client(timeout=120) as http:
         inline = _call(http, app_url, "search", [_data_uri(query), 5, "all"])
     assert [hit["path"] for hit in inline["results"]] == [hit["path"] for hit in found["results"][:5]] or (

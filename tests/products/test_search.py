@@ -198,7 +198,8 @@ def test_cli_search_json(index: Path, data_root: Path, capsys) -> None:
     assert {"model", "categories", "results", "timings_ms"} <= set(payload)
     assert set(payload["categories"][0]) == {"label", "prob"}
     assert len(payload["results"]) == 7
-    hit_keys = {"rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance"}
+    hit_keys = {"rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance",
+                "inliers"}
     assert set(payload["results"][0]) == hit_keys
 
 
