@@ -24,7 +24,7 @@ class Backbone:
     @property
     def metric(self) -> str:
         """How the frozen features are compared (product embeddings are unit vectors)."""
-        return get_entry(self.kind, self.name).cfg.get("metric", "euclidean")
+        return get_entry(self.kind, self.name).cfg.metric
 
     def spec(self) -> dict[str, str]:
         return {"kind": self.kind, "name": self.name}

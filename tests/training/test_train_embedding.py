@@ -170,3 +170,43 @@ def test_identities_from_folders_and_from_a_catalog_manifest(tmp_path: Path) -> 
     products = from_catalog(tmp_path, manifest, "product_id")
     assert products.names == ["p1", "p2"] and all(Path(p).is_file() for p in products.paths)
     assert from_catalog(tmp_path, manifest, "category").names == ["a", "b"]
+
+
+def test_catalog_fine_tune_round_trip(data_root: Path, tmp_path: Path) -> None:
+    """`train-embedding --manifest` on a tiny real catalog (10 grocery products x 5 photos, product ids as
+    identities), its checkpoint installed into an index with `--model projected`, and a search on it."""
+    import csv
+    import json
+
+    from lookalike.cli import main as cli
+    from lookalike.products.build import build_index
+    from lookalike.products.search import ProductSearcher
+
+    rows: dict[str, list[dict]] = {}
+    with (data_root / "products_manifest.csv").open() as source:
+        for row in csv.DictReader(source):
+            if row["file"].split("/")[-1].startswith("grocery_train_"):
+                rows.setdefault(row["product_id"], []).append(row)
+    chosen = [photos[:5] for photos in rows.values() if len(photos) >= 6][:10]
+    assert len(chosen) == 10
+    manifest = tmp_path / "catalog.csv"
+    with manifest.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["file", "category", "product_id"])
+        for photos in chosen:
+            writer.writerows([row["file"], row["category"], row["product_id"]] for row in photos)
+    report_dir = tmp_path / "report"
+    assert cli.main(["train-embedding", "--data", str(data_root / "products"), "--manifest", str(manifest),
+                     "--backbone", "efficientnet_lite0", "--epochs", "3", "--out", str(report_dir), "--json"]) == 0
+    report = json.loads((report_dir / "embedding_result.json").read_text())
+    assert report["trainable_identities"] == 10
+    assert report["backbone"] == {"kind": "product", "name": "efficientnet_lite0"}
+    checkpoint = report_dir / "projection.pt"
+    index = tmp_path / "index"
+    build_index(data_root / "products", index, manifest=manifest, model="projected", weights=str(checkpoint),
+                trees=4, show_bar=False)
+    searcher = ProductSearcher.load(index)
+    assert searcher.index.manifest["dim"] == 128 and searcher.index.manifest["embedder"]["name"] == "projected"
+    probe = data_root / "products" / chosen[3][0]["file"]
+    result = searcher.search(probe, top_k=5, scope="all")
+    assert result.results[0].product_id == chosen[3][0]["product_id"]  # a catalog photo finds its own product
