@@ -225,9 +225,9 @@ def build_index(
             embedded, removed ones dropped, the category head refitted.
         engine: "local" (threads in this process) or "ray" (a Ray Data actor pool; `ray_address`
             joins a cluster, None starts Ray on this machine).
-        local_features: also store every photo's SIFT keypoints (~65 KB a photo, ~15 ms a photo to
-            extract on 2 cores), so search can verify its first candidates (`rerank`). An update keeps
-            the previous index's choice unless one is given.
+        local_features: also store every photo's SIFT keypoints (44 KB and ~19 ms a photo on the shared
+            catalog, 2 cores), so search can verify its first hits (`lookalike.products.rerank`). An update
+            keeps the previous index's choice unless one is given, and extracts them again for every photo.
         vote: the nearest-photo vote blended into the category ranking.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
 

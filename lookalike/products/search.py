@@ -144,10 +144,6 @@ class ProductSearcher:
     def model(self) -> str:
         return self.index.manifest["model"]
 
-    def embed(self, image: ImageSource) -> np.ndarray:
-        """The query's unit vector [dim]; keep it to re-run `search_vector` without the photo."""
-        return self.embedder.embed([load_image(image)])[0]
-
     def _scope(self, scope: str, category: str) -> str | None:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")

@@ -127,7 +127,7 @@ def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) 
 
 def test_blend_scope_ranks_by_similarity_times_category_probability(index: Path, data_root: Path) -> None:
     searcher = ProductSearcher.load(index)
-    vector = searcher.embed(sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1])
+    vector, _ = searcher.embed_query(sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1])
     ranking = searcher.categorize(vector)
     result = searcher.search_vector(vector, 20, "blend")
     scores = [hit.similarity * dict(ranking)[hit.category] for hit in result.results]
@@ -142,7 +142,7 @@ def test_search_vector_matches_search(index: Path, data_root: Path) -> None:
     searcher = ProductSearcher.load(index)
     query = sorted((data_root / "products" / "milk").glob("*.jpg"))[-1]
     direct = searcher.search(query, top_k=6, scope="all")
-    again = searcher.search_vector(searcher.embed(query), top_k=6, scope="all")
+    again = searcher.search_vector(searcher.embed_query(query)[0], top_k=6, scope="all")
     assert [h.id for h in direct.results] == [h.id for h in again.results]
 
 
@@ -249,7 +249,7 @@ def test_neighbour_vote_is_recorded_and_blended_into_the_ranking(index: Path, da
     voting = ProductSearcher.load(index)
     head_only = ProductSearcher.load(index)
     head_only.vote = NeighbourVote(weight=0.0)
-    vector = voting.embed(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
+    vector, _ = voting.embed_query(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
     blended, plain = dict(voting.categorize(vector)), dict(head_only.categorize(vector))
     assert sum(blended.values()) == pytest.approx(1.0) and set(blended) == set(CATEGORIES)
     assert blended != plain  # the five nearest catalog photos moved the probabilities
