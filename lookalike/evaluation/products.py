@@ -50,7 +50,7 @@ def quality(
         top1.append(predicted == item.category)
         p10.append(precision_at_k(relevant, 10))
         ap30.append(average_precision_at_k(relevant, 30, in_index[item.category]))
-        exact = searcher.exact_ids(vector, RECALL_K, scope, searcher.categorize(vector))
+        exact = searcher.exact_ids(vector, RECALL_K, scope, searcher.categorize(vector, keypoints))
         recall.append(recall_of([hit.id for hit in result.results[:RECALL_K]], exact))
         if item.product_id in product_ids:
             found = [i for i, hit in enumerate(result.results) if hit.product_id == item.product_id]

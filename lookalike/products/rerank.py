@@ -20,7 +20,7 @@ nearest photos it averages in are too often another product).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -42,6 +42,10 @@ ESTIMATOR = cv2.USAC_ACCURATE
 TOP_N = 20
 #: Score of a verified candidate: cosine + WEIGHT * log(1 + inliers).
 WEIGHT = 0.2
+#: Category evidence: the whole catalog's first TOP_N items with at least VOTE_INLIERS inliers vote for their
+#: category (one vote each), and the votes' share VOTE_WEIGHT is blended into the category probabilities.
+VOTE_INLIERS = 20
+VOTE_WEIGHT = 0.35
 
 _SIFT = cv2.SIFT_create(nfeatures=MAX_POINTS)
 
@@ -123,6 +127,37 @@ def spatial_scores(query: LocalFeatures, candidates: Sequence[LocalFeatures | No
     each call, which took the cores from the next query's network (search with re-ranking, p50 104 -> 78 ms)."""
     with _blas().limit(limits=1, user_api="blas"):
         return np.array([0 if c is None else count_inliers(query, c) for c in candidates], np.int64)
+
+
+class Verification:
+    """One query's keypoints, matched against catalog items on demand and each item once: the category vote
+    and the re-ranking of the scope's first hits verify overlapping candidates."""
+
+    def __init__(self, query: LocalFeatures, lookup: Callable[[Sequence[int]], Sequence[LocalFeatures | None]]):
+        self.query, self._lookup, self._counts = query, lookup, {}
+
+    def counts(self, ids: Sequence[int]) -> np.ndarray:
+        """Inlier counts of the items `ids` (0 for an item without stored features)."""
+        todo = list(dict.fromkeys(int(i) for i in ids if int(i) not in self._counts))
+        if todo:
+            self._counts.update(zip(todo, spatial_scores(self.query, self._lookup(todo)).tolist(), strict=True))
+        return np.array([self._counts[int(i)] for i in ids], np.int64)
+
+
+def category_vote(probs: np.ndarray, labels: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+    """Category probabilities blended with a vote of the verified candidates (`labels`: their category
+    numbers, `inliers`: their counts). A photo of this very product in the catalog is near-certain evidence of
+    the category, where the head only sees a carton like several categories' cartons (soy milk, oat milk).
+
+    Chosen on the dev split (124 queries): category top-1 0.944 without the vote, 0.976-0.984 at 12-20 inliers
+    and weight 0.35-0.7; 20 inliers and the smallest weight at the best (0.35) were taken. On the half/half
+    split 18% of the fashion queries (one photo per product) have such a candidate, against 98% of the grocery
+    ones, and category top-1 went from 0.933 to 0.936."""
+    verified = np.asarray(inliers) >= VOTE_INLIERS
+    if not verified.any():
+        return probs
+    votes = np.bincount(np.asarray(labels)[verified], minlength=len(probs)) / verified.sum()
+    return (1.0 - VOTE_WEIGHT) * probs + VOTE_WEIGHT * votes
 
 
 @functools.cache

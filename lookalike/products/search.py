@@ -174,13 +174,27 @@ class ProductSearcher:
     def _nearest(self, vector: np.ndarray, top_k: int, category: str | None) -> Found:
         return self.index.store.search(vector, top_k, category)
 
-    def categorize(self, vector: np.ndarray) -> list[tuple[str, float]]:
-        """Every category, likeliest first, with its probability (head blended with the neighbour vote)."""
+    def categorize(
+        self, vector: np.ndarray, keypoints: spatial.LocalFeatures | None = None
+    ) -> list[tuple[str, float]]:
+        """Every category, likeliest first, with its probability: the head blended with the neighbour vote
+        and, given the query's `keypoints` (an index with local features), with the verified items' vote."""
+        return self._rank(vector, self._verification(keypoints))
+
+    def _verification(self, keypoints: spatial.LocalFeatures | None) -> spatial.Verification | None:
+        return None if keypoints is None or self.local is None else spatial.Verification(keypoints, self.local.get)
+
+    def _rank(self, vector: np.ndarray, verification: spatial.Verification | None) -> list[tuple[str, float]]:
         probs = self.index.head.predict_proba(vector)
-        if self.vote.weight > 0:
-            found = self._nearest(vector, self.vote.k, None)
-            labels = np.asarray([self._head_class[category] for category in found.categories])
-            probs = self.vote.blend(probs, found.cosines[None, :], labels[None, :])
+        voters = self.vote.k if self.vote.weight > 0 else 0
+        pool = max(voters, spatial.TOP_N) if verification is not None else voters
+        if pool:  # one store query serves both votes: the nearest `voters` and the verified TOP_N
+            found = self._nearest(vector, pool, None)
+            labels = np.asarray([self._head_class[category] for category in found.categories], np.int64)
+            probs = self.vote.blend(probs, found.cosines[None, :voters], labels[None, :voters])
+            if verification is not None:
+                counts = verification.counts(found.ids[: spatial.TOP_N])
+                probs = spatial.category_vote(probs[0], labels[: spatial.TOP_N], counts)[None]
         return ranking(self.index.head.classes, probs[0])
 
     def search_vector(
@@ -191,12 +205,13 @@ class ProductSearcher:
         keypoints: spatial.LocalFeatures | None = None,
     ) -> SearchResult:
         """`search` from the query's vector; with the query's `keypoints` (an index with local features),
-        the first hits are verified and re-ordered."""
+        the verified items of the whole catalog vote for the category and the first hits are re-ordered."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        ranking = self.categorize(vector)
+        verification = self._verification(keypoints)
+        ranking = self._rank(vector, verification)
         timings["categorize"] = _ms(start)
         category = self._scope(scope, ranking[0][0])
         start = time.perf_counter()
@@ -208,19 +223,19 @@ class ProductSearcher:
             found = self._nearest(vector, top_k, category)
         timings["search"] = _ms(start)
         inliers = np.full(len(found.ids), -1)
-        if keypoints is not None and self.local is not None:
+        if verification is not None:
             start = time.perf_counter()
-            found, inliers = self._verify(found, keypoints)
+            found, inliers = self._verify(found, verification)
             timings["rerank"] = _ms(start)
         rows = self.index.rows.get(found.ids)
         pairs = zip(rows, found.cosines, inliers, strict=True)
         hits = [self._hit(rank, row, float(cosine), int(count)) for rank, (row, cosine, count) in enumerate(pairs, 1)]
         return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings)
 
-    def _verify(self, found: Found, keypoints: spatial.LocalFeatures) -> tuple[Found, np.ndarray]:
+    def _verify(self, found: Found, verification: spatial.Verification) -> tuple[Found, np.ndarray]:
         """The first TOP_N hits matched against the query's keypoints, all hits re-ordered; each hit's
         inlier count (-1: not verified)."""
-        counts = spatial.spatial_scores(keypoints, self.local.get(found.ids[: spatial.TOP_N]))
+        counts = verification.counts(found.ids[: spatial.TOP_N])
         order, _ = spatial.rerank(list(range(len(found.ids))), found.cosines, counts)
         inliers = np.full(len(found.ids), -1)
         inliers[: len(counts)] = counts

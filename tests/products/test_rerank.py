@@ -91,6 +91,32 @@ def test_rerank_lifts_verified_candidates_over_closer_unverified_ones() -> None:
     assert rerank.rerank(ids, cosines, inliers, weight=0.0)[0] == ids
 
 
+def test_verified_candidates_vote_for_their_category() -> None:
+    probs = np.array([0.6, 0.3, 0.1])  # the head prefers category 0
+    labels = np.array([0, 1, 1, 2])
+    strong = np.array([3, rerank.VOTE_INLIERS, 50, rerank.VOTE_INLIERS - 1])  # two of category 1 verify
+    voted = rerank.category_vote(probs, labels, strong)
+    assert voted.argmax() == 1 and voted.sum() == pytest.approx(1.0)
+    assert voted[2] == pytest.approx((1 - rerank.VOTE_WEIGHT) * 0.1)  # under the inlier bar: no vote
+    weak = np.full(4, rerank.VOTE_INLIERS - 1)
+    assert rerank.category_vote(probs, labels, weak) is probs  # nothing verified: the head's ranking
+
+
+def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
+    looked_up: list[list[int]] = []
+    stored = {1: extract(_distorted(milk)), 2: extract(Image.new("RGB", (80, 80), "white"))}
+
+    def lookup(ids: list[int]) -> list[LocalFeatures | None]:
+        looked_up.append(list(ids))
+        return [stored.get(i) for i in ids]
+
+    verification = rerank.Verification(extract(milk), lookup)
+    first = verification.counts([1, 2, 3])
+    again = verification.counts([3, 1, 1])
+    assert first[0] >= 60 and first[1:].tolist() == [0, 0]
+    assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1, 2, 3]]
+
+
 # ---------------------------------------------------------------- wired into build and search
 FAST = {"size": 160, "flip": False, "show_bar": False, "trees": 4}
 
@@ -131,6 +157,10 @@ def test_search_verifies_the_first_hits_and_lifts_the_same_product(
     assert "rerank" in verified.timings_ms and verified.summary()["results"][0]["inliers"] >= 30
     default = searcher.search(query, top_k=12, scope="all").results[0].inliers  # on for an index with features
     assert (default is not None) == search.DEFAULT_RERANK
+    vector, keypoints = searcher.embed_query(query, rerank=True)
+    ranking = searcher.categorize(vector, keypoints)
+    assert dict(ranking)["milk"] > dict(searcher.categorize(vector))["milk"]  # its own photos vote for milk
+    assert ranking[: len(verified.categories)] == verified.categories  # what search ranked
 
 
 def test_rerank_needs_local_features_and_bad_ones_fail_at_load(
