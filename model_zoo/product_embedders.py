@@ -38,7 +38,7 @@ from model_zoo.registry import (
     list_models,
     register,
 )
-from model_zoo.weights import load_by_position, read_state_dict, resolve_weights
+from model_zoo.weights import fingerprint, load_by_position, read_state_dict, resolve_weights
 
 # DEFAULT_PRODUCT_MODEL (registry): Lite1 at 240 px, squashed, with flip TTA, chosen by measurement on
 # the half/half split of shared/data/products (1757 catalog / 1767 query photos, category head +
@@ -105,10 +105,7 @@ class ProductEmbedder:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "torch":
             return None
-        key = dict(self.config)
-        if self.weights is not None:  # a file rewritten in place must not reuse the old export
-            stat = Path(self.weights).stat()
-            key["weights_file"] = [stat.st_size, stat.st_mtime_ns]
+        key = fingerprint(self.config)  # a checkpoint rewritten in place gets a new export
         session = export_product_network(self._net, self.preprocess.size, key, cache_dir() / "onnx")
         if session is None and backend == "onnx":
             raise WeightsUnavailableError(f"{self.name} cannot run in onnxruntime here (export failed or differs)")

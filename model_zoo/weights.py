@@ -109,3 +109,12 @@ def load_by_position(model: nn.Module, source: OrderedDict[str, torch.Tensor]) -
         mapped[name] = value
     model.load_state_dict(mapped, strict=True)
     return len(mapped)
+
+
+def fingerprint(config: dict) -> dict:
+    """`config` plus the size and modification time of the weights file it names: a checkpoint rewritten in
+    place (a retrained model) must not reuse the embeddings or the ONNX export cached for the old one."""
+    if not config.get("weights"):
+        return dict(config)
+    stat = Path(config["weights"]).stat()
+    return {**config, "weights_file": [stat.st_size, stat.st_mtime_ns]}

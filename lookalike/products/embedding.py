@@ -99,7 +99,9 @@ def embed_catalog(
 ) -> EmbeddedCatalog:
     """Vectors for the readable items (in input order). Vectors `known` already (an update's previous
     index: digests -> entries) and cached ones are reused; the rest are embedded by `engine` and cached."""
-    cache = EmbeddingCache("product_embeddings", embedder.config, embedder.dim)
+    from model_zoo.weights import fingerprint  # the embedder has loaded torch already
+
+    cache = EmbeddingCache("product_embeddings", fingerprint(embedder.config), embedder.dim)
     digests: dict[Path, str] = {}
     skipped: list[dict[str, str]] = []
     for item in items:
