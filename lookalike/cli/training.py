@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from lookalike.cli.main import UserError, print_result
-from lookalike.training.settings import MINING_MODES, TripletConfig
+from lookalike.training.settings import MINING_MODES, TripletConfig, TuneConfig
+
+FACE_BACKBONE = "efficientnet_lite0_face"
 
 LOAD_HINT = {
     "face": "create_face_model('projected', weights=CHECKPOINT)",
@@ -56,6 +58,36 @@ def run_train_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tune_backbone(args: argparse.Namespace, data: Path) -> int:
+    import torch
+
+    from lookalike.products.catalog import read_catalog
+    from lookalike.training.backbone_tuning import tune_backbone
+    from lookalike.training.features import resolve_backbone
+    from model_zoo.product_embedders import create_embedder
+    from model_zoo.registry import DEFAULT_PRODUCT_MODEL
+
+    name = args.backbone or DEFAULT_PRODUCT_MODEL
+    if resolve_backbone(name).kind != "product":
+        raise UserError(f"--tune-blocks tunes a product backbone (e.g. {DEFAULT_PRODUCT_MODEL}), not {name}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    items = read_catalog(data, Path(args.manifest) if args.manifest else None)
+    config = TuneConfig(blocks=args.tune_blocks, epochs=args.epochs or TuneConfig.epochs, lr=args.lr or TuneConfig.lr)
+    try:
+        result = tune_backbone(items, create_embedder(name, backend="torch"), Path(args.out), config, device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    manifest = f" --manifest {args.manifest}" if args.manifest else ""
+    text = (
+        f"{result['photos']} photos, {result['products']} products with 2+ photos, {result['categories']} "
+        f"categories; loss {result['epochs'][0]['loss']} -> {result['epochs'][-1]['loss']} in "
+        f"{result['seconds']:.0f} s on {device}\ncheckpoint: {result['checkpoint']} (lookalike build {data}"
+        f"{manifest} --model {name} --weights {result['checkpoint']} --out INDEX)"
+    )
+    print_result(result, args.json, text)
+    return 0
+
+
 def run_train_embedding(args: argparse.Namespace) -> int:
     from lookalike.training.embedding import train_embedding
     from lookalike.training.features import resolve_backbone
@@ -64,9 +96,12 @@ def run_train_embedding(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not data.is_dir():
         raise UserError(f"data folder not found: {data}")
+    if args.tune_blocks:
+        return run_tune_backbone(args, data)
     identities = from_catalog(data, Path(args.manifest), args.identity_column) if args.manifest else from_folders(data)
-    backbone = resolve_backbone(args.backbone)  # an unknown name: one line from `cli.main.run`
-    config = TripletConfig(mining=args.mining, margin=args.margin, epochs=args.epochs, lr=args.lr)
+    backbone = resolve_backbone(args.backbone or FACE_BACKBONE)  # an unknown name: one line from `cli.main.run`
+    epochs, lr = args.epochs or TripletConfig.epochs, args.lr or TripletConfig.lr
+    config = TripletConfig(mining=args.mining, margin=args.margin, epochs=epochs, lr=lr)
     pairs = Path(args.pairs) if args.pairs else None
     result = train_embedding(identities, backbone, Path(args.out), config, pairs)
     before, after = result["frozen"], result["trained"]
@@ -116,14 +151,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     emb.add_argument("--pairs", help="verification pairs (LFW pairs.txt or CSV); default: DATA/pairs.txt")
     emb.add_argument(
         "--backbone",
-        default="efficientnet_lite0_face",
         help="frozen feature model: a face model (photos go through the face engine) or a product "
-        "model (whole photos); default efficientnet_lite0_face",
+        f"model (whole photos); default {FACE_BACKBONE}, or the product default with --tune-blocks",
     )
+    emb.add_argument(
+        "--tune-blocks", type=int, default=0, metavar="N",
+        help="fine-tune the product backbone's last N stages on the catalog (category and product_id) "
+        "instead of training a head on frozen features; saves OUT/backbone.pt for build --weights",
+    )
+    emb.add_argument("--device", help="with --tune-blocks: cpu or cuda (default: cuda when visible)")
     emb.add_argument("--mining", choices=MINING_MODES, default="semi-hard")
     emb.add_argument("--margin", type=float, default=0.5)
-    emb.add_argument("--epochs", type=int, default=TripletConfig.epochs)
-    emb.add_argument("--lr", type=float, default=TripletConfig.lr)
+    emb.add_argument(
+        "--epochs", type=int, help=f"default {TripletConfig.epochs} ({TuneConfig.epochs} with --tune-blocks)"
+    )
+    emb.add_argument("--lr", type=float, help=f"default {TripletConfig.lr} ({TuneConfig.lr} with --tune-blocks)")
     emb.add_argument("--out", default="reports/train-embedding", help="folder for the report and checkpoint")
     emb.add_argument("--json", action="store_true", help="print JSON")
     emb.set_defaults(func=run_train_embedding)

@@ -132,3 +132,17 @@ def test_a_broken_export_is_refused_in_one_line(tmp_path) -> None:
     bogus.write_bytes(b"not an onnx model")
     with pytest.raises(WeightsUnavailableError, match="cannot load"):
         OnnxSession(bogus, "a test model")
+
+
+def test_a_checkpoint_rewritten_in_place_gets_new_cache_keys(tmp_path) -> None:
+    """Embedding caches and ONNX exports are keyed by `fingerprint`: a retrained file at the same path must
+    not find the old model's entries."""
+    from model_zoo.weights import fingerprint
+
+    path = tmp_path / "backbone.pt"
+    path.write_bytes(b"old")
+    config = {"name": "efficientnet_lite1", "weights": str(path), "size": 240}
+    before = fingerprint(config)
+    path.write_bytes(b"retrained")
+    assert fingerprint(config) != before and before["weights"] == config["weights"]
+    assert fingerprint({**config, "weights": None}) == {**config, "weights": None}  # stock weights: key unchanged

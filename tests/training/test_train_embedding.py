@@ -172,15 +172,9 @@ def test_identities_from_folders_and_from_a_catalog_manifest(tmp_path: Path) -> 
     assert from_catalog(tmp_path, manifest, "category").names == ["a", "b"]
 
 
-def test_catalog_fine_tune_round_trip(data_root: Path, tmp_path: Path) -> None:
-    """`train-embedding --manifest` on a tiny real catalog (10 grocery products x 5 photos, product ids as
-    identities), its checkpoint installed into an index with `--model projected`, and a search on it."""
+def _tiny_grocery_catalog(data_root: Path, folder: Path) -> tuple[Path, list[list[dict]]]:
+    """A manifest of 10 real grocery products x 5 photos (GroceryStore train photos), and its rows by product."""
     import csv
-    import json
-
-    from lookalike.cli import main as cli
-    from lookalike.products.build import build_index
-    from lookalike.products.search import ProductSearcher
 
     rows: dict[str, list[dict]] = {}
     with (data_root / "products_manifest.csv").open() as source:
@@ -189,12 +183,25 @@ def test_catalog_fine_tune_round_trip(data_root: Path, tmp_path: Path) -> None:
                 rows.setdefault(row["product_id"], []).append(row)
     chosen = [photos[:5] for photos in rows.values() if len(photos) >= 6][:10]
     assert len(chosen) == 10
-    manifest = tmp_path / "catalog.csv"
+    manifest = folder / "catalog.csv"
     with manifest.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["file", "category", "product_id"])
         for photos in chosen:
             writer.writerows([row["file"], row["category"], row["product_id"]] for row in photos)
+    return manifest, chosen
+
+
+def test_catalog_fine_tune_round_trip(data_root: Path, tmp_path: Path) -> None:
+    """`train-embedding --manifest` on a tiny real catalog (10 grocery products x 5 photos, product ids as
+    identities), its checkpoint installed into an index with `--model projected`, and a search on it."""
+    import json
+
+    from lookalike.cli import main as cli
+    from lookalike.products.build import build_index
+    from lookalike.products.search import ProductSearcher
+
+    manifest, chosen = _tiny_grocery_catalog(data_root, tmp_path)
     report_dir = tmp_path / "report"
     assert cli.main(["train-embedding", "--data", str(data_root / "products"), "--manifest", str(manifest),
                      "--backbone", "efficientnet_lite0", "--epochs", "3", "--out", str(report_dir), "--json"]) == 0
@@ -210,3 +217,36 @@ def test_catalog_fine_tune_round_trip(data_root: Path, tmp_path: Path) -> None:
     probe = data_root / "products" / chosen[3][0]["file"]
     result = searcher.search(probe, top_k=5, scope="all")
     assert result.results[0].product_id == chosen[3][0]["product_id"]  # a catalog photo finds its own product
+
+
+def test_backbone_tuning_round_trip(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train-embedding --tune-blocks 1` on the tiny catalog: only the last stage and the head convolution
+    move, the loss falls, and the checkpoint builds an index (`--model NAME --weights`) that finds a product."""
+    import json
+
+    from lookalike.cli import main as cli
+    from lookalike.products.build import build_index
+    from lookalike.products.search import ProductSearcher
+    from model_zoo.product_embedders import create_embedder
+
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")  # no ONNX export of a throw-away model
+    manifest, chosen = _tiny_grocery_catalog(data_root, tmp_path)
+    out = tmp_path / "tuned"
+    assert cli.main(["train-embedding", "--data", str(data_root / "products"), "--manifest", str(manifest),
+                     "--backbone", "efficientnet_lite0", "--tune-blocks", "1", "--epochs", "3",
+                     "--device", "cpu", "--out", str(out), "--json"]) == 0
+    report = json.loads((out / "tuning_result.json").read_text())
+    assert report["photos"] == 50 and report["products"] == 10
+    losses = [epoch["loss"] for epoch in report["epochs"]]
+    assert losses[-1] < losses[0], losses
+    stock = create_embedder("efficientnet_lite0").model.state_dict()
+    tuned = create_embedder("efficientnet_lite0", weights=str(out / "backbone.pt")).model.state_dict()
+    moved = {".".join(key.split(".")[: 2 if key.startswith("blocks.") else 1])
+             for key in stock if stock[key].is_floating_point() and not torch.equal(stock[key], tuned[key])}
+    assert moved == {"blocks.6", "conv_head", "bn2"}, moved  # lite0 has 7 stages: the last one trained
+    index = tmp_path / "index"
+    build_index(data_root / "products", index, manifest=manifest, model="efficientnet_lite0",
+                weights=str(out / "backbone.pt"), trees=4, show_bar=False)
+    probe = data_root / "products" / chosen[3][0]["file"]
+    result = ProductSearcher.load(index).search(probe, top_k=5, scope="all")
+    assert result.results[0].product_id == chosen[3][0]["product_id"]
