@@ -24,7 +24,7 @@ import copy
 import json
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lookalike.images.loading import ImageError
 from lookalike.paths import cache_dir
 from lookalike.products.catalog import CatalogItem
 from lookalike.training.settings import TuneConfig
@@ -66,29 +67,46 @@ class Tail(nn.Module):
         return [p for module in modules for p in module.parameters()]
 
 
-def frozen_maps(items: list[CatalogItem], embedder: ProductEmbedder, tail: Tail, device: str) -> torch.Tensor:
-    """float16 feature maps of every photo at the split; photos are decoded in two threads, two batches ahead.
-    On a CPU the frozen stages run in onnxruntime (exported once, checked against torch): 67 photos/s against
-    26 in eager torch for Lite1, decoding included."""
+def frozen_maps(
+    items: list[CatalogItem], embedder: ProductEmbedder, tail: Tail, device: str
+) -> tuple[torch.Tensor, list[int], list[str]]:
+    """float16 feature maps at the split of every readable photo, their item numbers, and the unreadable
+    photos (skipped, as a build skips them). Photos are decoded in two threads, two batches ahead; on a CPU
+    the frozen stages run in onnxruntime (exported once, checked against torch): 67 photos/s against 26 in
+    eager torch for Lite1, decoding included."""
     batch = 8 if device == "cpu" else 64
     session = _onnx_front(tail, embedder) if device == "cpu" else None
+    skipped: list[str] = []
 
-    def pixels(start: int) -> np.ndarray:
-        return np.stack([embedder.prepare(item.path) for item in items[start : start + batch]])
+    def pixels(start: int) -> tuple[np.ndarray, list[int]]:
+        arrays, kept = [], []
+        for number in range(start, min(start + batch, len(items))):
+            try:
+                arrays.append(embedder.prepare(items[number].path))
+                kept.append(number)
+            except ImageError as exc:
+                skipped.append(f"{items[number].path}: {exc}")
+        return np.stack(arrays) if arrays else np.zeros((0, 3, 1, 1), np.float32), kept
 
-    def front(decoded: Future) -> torch.Tensor:
-        if session is not None:
-            return torch.from_numpy(session.run(decoded.result())).half()
-        return tail.front(torch.from_numpy(decoded.result()).to(device)).half().cpu()
+    chunks, kept, pending = [], [], deque()
 
-    chunks, pending = [], deque()
+    def front(decoded: Future) -> None:
+        array, numbers = decoded.result()
+        if numbers:
+            maps = session.run(array) if session is not None else tail.front(torch.from_numpy(array).to(device))
+            chunks.append(torch.as_tensor(maps).half().cpu())
+            kept.extend(numbers)
+
     with ThreadPoolExecutor(2) as pool, torch.inference_mode():
         for start in range(0, len(items), batch):
             pending.append(pool.submit(pixels, start))
             if len(pending) > 2:
-                chunks.append(front(pending.popleft()))
-        chunks += [front(decoded) for decoded in pending]
-    return torch.cat(chunks)
+                front(pending.popleft())
+        while pending:
+            front(pending.popleft())
+    if not chunks:
+        raise ValueError(f"no readable photo among the {len(items)} catalog items")
+    return torch.cat(chunks), kept, skipped
 
 
 def _onnx_front(tail: Tail, embedder: ProductEmbedder) -> OnnxSession | None:
@@ -109,8 +127,11 @@ def _labels(values: list[str], keep: np.ndarray) -> tuple[torch.Tensor, list[str
 
 
 def _proxies(embeddings: torch.Tensor, labels: torch.Tensor, count: int) -> nn.Parameter:
-    """One unit vector per class, at the mean of its photos' embeddings."""
-    sums = torch.zeros(count, embeddings.shape[1]).index_add_(0, labels[labels >= 0], embeddings[labels >= 0])
+    """One unit vector per class, at the mean of its photos' embeddings (made on their device, so the
+    optimizer gets a leaf tensor there)."""
+    labels = labels.to(embeddings.device)
+    sums = torch.zeros(count, embeddings.shape[1], device=embeddings.device)
+    sums.index_add_(0, labels[labels >= 0], embeddings[labels >= 0])
     return nn.Parameter(nn.functional.normalize(sums, dim=1))
 
 
@@ -130,16 +151,18 @@ def tune_backbone(
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     tail = Tail(copy.deepcopy(embedder.model), config.blocks).to(device).eval()  # eval: BN statistics frozen
-    maps = frozen_maps(items, embedder, tail, device)
+    maps, kept, skipped = frozen_maps(items, embedder, tail, device)
+    items = [items[number] for number in kept]
     front_seconds = time.perf_counter() - start
-    print(f"frozen stages: {len(items)} photos in {front_seconds:.0f} s", file=sys.stderr, flush=True)
+    print(f"frozen stages: {len(items)} photos in {front_seconds:.0f} s ({len(skipped)} unreadable, skipped)",
+          file=sys.stderr, flush=True)
     ids = [item.product_id for item in items]
-    counts = {pid: ids.count(pid) for pid in set(ids)}
+    counts = Counter(ids)
     products, product_names = _labels(ids, np.array([bool(pid) and counts[pid] >= 2 for pid in ids]))
     categories, category_names = _labels([item.category for item in items], np.ones(len(items), bool))
     with torch.inference_mode():
-        initial = torch.cat([tail(maps[i : i + 64].to(device).float()).cpu() for i in range(0, len(maps), 64)])
-    proxies = [_proxies(initial, labels, len(names)).to(device) for labels, names in
+        initial = torch.cat([tail(maps[i : i + 64].to(device).float()) for i in range(0, len(maps), 64)])
+    proxies = [_proxies(initial.clone(), labels, len(names)) for labels, names in
                ((products, product_names), (categories, category_names))]
     optimizer = torch.optim.AdamW(
         [{"params": tail.parameters_to_train(), "lr": config.lr}, {"params": proxies, "lr": config.proxy_lr}],
@@ -175,6 +198,7 @@ def tune_backbone(
         "photos": len(items),
         "products": len(product_names),
         "categories": len(category_names),
+        "skipped": skipped,
         "frozen_pass_seconds": round(front_seconds, 1),
         "epochs": log,
         "checkpoint": str(checkpoint),

@@ -231,12 +231,17 @@ def test_backbone_tuning_round_trip(data_root: Path, tmp_path: Path, monkeypatch
 
     monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")  # no ONNX export of a throw-away model
     manifest, chosen = _tiny_grocery_catalog(data_root, tmp_path)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a photo")
+    with manifest.open("a") as rows:
+        rows.write(f"{broken},milk,broken-milk\n")  # skipped and reported, as a build does
     out = tmp_path / "tuned"
     assert cli.main(["train-embedding", "--data", str(data_root / "products"), "--manifest", str(manifest),
                      "--backbone", "efficientnet_lite0", "--tune-blocks", "1", "--epochs", "3",
                      "--device", "cpu", "--out", str(out), "--json"]) == 0
     report = json.loads((out / "tuning_result.json").read_text())
     assert report["photos"] == 50 and report["products"] == 10
+    assert len(report["skipped"]) == 1 and str(broken) in report["skipped"][0]
     losses = [epoch["loss"] for epoch in report["epochs"]]
     assert losses[-1] < losses[0], losses
     stock = create_embedder("efficientnet_lite0").model.state_dict()
