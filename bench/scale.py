@@ -139,27 +139,13 @@ def store_section(size: int, dim: int, queries: int, tmp: Path) -> list[dict]:
 def catalog_section(tmp: Path) -> tuple[list[dict], str]:
     """Annoy (local engine) vs Milvus Lite (Ray engine) on the shared catalog, the GroceryStore val photos
     as queries (a catalog without them, as in the instance-retrieval protocol)."""
-    import csv
     import os
 
-    from lookalike.paths import data_dir
+    from bench.protocol import grocery_val_split
     from lookalike.products.build import build_index
     from lookalike.products.search import ProductSearcher
 
-    manifest = data_dir() / "products_manifest.csv"
-    with manifest.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    is_query = [row.get("original_label", "").endswith("(official split: val)") for row in rows]
-    column = "file" if "file" in rows[0] else "path"
-    for row in rows:  # absolute, so the catalog CSV can live elsewhere
-        beside = manifest.parent / row[column]
-        row[column] = str((beside if beside.exists() else data_dir() / "products" / row[column]).resolve())
-    catalog = tmp / "catalog.csv"
-    with catalog.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(row for row, query in zip(rows, is_query, strict=True) if not query)
-    queries = [row[column] for row, query in zip(rows, is_query, strict=True) if query]
+    catalog, _, queries = grocery_val_split(tmp)
     builds = {}
     for name, options in {"annoy, local engine": {"store": "annoy"},
                           "Milvus Lite, --engine ray": {"store": "milvus", "engine": "ray"}}.items():
