@@ -4,7 +4,7 @@ A global CNN vector knows "a red milk carton" but not "this brand's carton": two
 sit closer than two photos of one product. Local keypoints matched between the query and a candidate, and
 kept only when one homography explains them (RANSAC inliers), count the pattern the two photos share, which
 is the evidence of "the same product". Catalog-side features are extracted once, when the index is built
-(`extract` then `LocalFeatures.to_arrays`, stored per item), so a query pays for its own extraction and for
+(`extract`, stored by `local_features.write_local_features`), so a query pays for its own extraction and for
 matching its first candidates only.
 
 The defaults below were picked on a dev split of the GroceryStore train photos (the last 16 photos of each
@@ -58,14 +58,6 @@ class LocalFeatures:
     points: np.ndarray
     descriptors: np.ndarray
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for `np.savez` (or any store that keeps numpy arrays)."""
-        return {"points": self.points, "descriptors": self.descriptors}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LocalFeatures:
-        return cls(np.asarray(arrays["points"], np.float16), np.asarray(arrays["descriptors"], np.uint8))
-
     @classmethod
     def empty(cls) -> LocalFeatures:
         """A photo without keypoints (blank, unreadable): never verified."""
@@ -76,18 +68,17 @@ class LocalFeatures:
         return self.points.nbytes + self.descriptors.nbytes
 
 
-def extract(image: Image.Image, max_side: int = MAX_SIDE, max_points: int = MAX_POINTS) -> LocalFeatures:
-    """The strongest `max_points` SIFT keypoints of a photo resized (up or down) to `max_side`, so that
-    catalog and query photos of any size are described at one scale and the RANSAC threshold means one thing."""
+def extract(image: Image.Image) -> LocalFeatures:
+    """The strongest MAX_POINTS SIFT keypoints of a photo resized (up or down) to MAX_SIDE, so that catalog
+    and query photos of any size are described at one scale and the RANSAC threshold means one thing."""
     gray = image.convert("L")
-    scale = max_side / max(gray.size)
+    scale = MAX_SIDE / max(gray.size)
     if scale != 1:
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BICUBIC)
-    detector = _SIFT if max_points == MAX_POINTS else cv2.SIFT_create(nfeatures=max_points)
-    keypoints, descriptors = detector.detectAndCompute(np.asarray(gray), None)
+    keypoints, descriptors = _SIFT.detectAndCompute(np.asarray(gray), None)
     if descriptors is None:
         return LocalFeatures.empty()
-    order = np.argsort([-point.response for point in keypoints])[:max_points]
+    order = np.argsort([-point.response for point in keypoints])[:MAX_POINTS]
     points = np.array([keypoints[i].pt for i in order], np.float16).reshape(-1, 2)
     return LocalFeatures(points, np.clip(np.rint(descriptors[order]), 0, 255).astype(np.uint8))
 
@@ -99,7 +90,7 @@ def _root_sift(descriptors: np.ndarray) -> np.ndarray:
     return np.sqrt(values / np.maximum(values.sum(axis=1, keepdims=True), 1e-6))
 
 
-def count_inliers(query: LocalFeatures, candidate: LocalFeatures, ratio: float = RATIO) -> int:
+def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     """Ratio-test matches between two photos that one RANSAC homography explains (0 when under 4 matches).
     Nearest neighbours come from one matrix product (RootSIFT rows are unit vectors, so squared distance is
     2 - 2 x dot): several times faster than OpenCV's brute-force knnMatch, and the same matches."""
@@ -112,7 +103,7 @@ def count_inliers(query: LocalFeatures, candidate: LocalFeatures, ratio: float =
     similarity[rows, target] = -np.inf
     second = similarity.max(axis=1)
     distance, next_distance = np.sqrt(np.maximum(2 - 2 * best, 0)), np.sqrt(np.maximum(2 - 2 * second, 0))
-    good = np.flatnonzero(distance < ratio * next_distance)
+    good = np.flatnonzero(distance < RATIO * next_distance)
     if len(good) < 4:
         return 0
     source = query.points[good].astype(np.float32)

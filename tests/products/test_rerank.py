@@ -7,7 +7,6 @@ wiring: features stored at build time, kept by an update, used by search only wh
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ from lookalike.images.loading import load_image
 from lookalike.products import rerank, search
 from lookalike.products.build import build_index
 from lookalike.products.index import IndexCorruptError
-from lookalike.products.local_features import LocalFeatureTable
+from lookalike.products.local_features import LocalFeatureTable, write_local_features
 from lookalike.products.rerank import LocalFeatures, count_inliers, extract, spatial_scores
 from lookalike.products.search import ProductSearcher
 
@@ -59,16 +58,13 @@ def test_a_distorted_copy_verifies_and_unrelated_photos_do_not(milk: Image.Image
     assert scores[-1] == 0  # a candidate without stored features is simply unverified
 
 
-def test_features_are_capped_compact_and_round_trip(milk: Image.Image) -> None:
+def test_features_are_capped_compact_and_round_trip(milk: Image.Image, data_root: Path, tmp_path: Path) -> None:
     features = extract(milk)
     assert 0 < len(features.points) <= rerank.MAX_POINTS
     assert features.descriptors.dtype == np.uint8 and features.descriptors.shape == (len(features.points), 128)
     assert features.points.max() <= rerank.MAX_SIDE
-    buffer = io.BytesIO()
-    np.savez(buffer, **features.to_arrays())
-    buffer.seek(0)
-    with np.load(buffer) as stored:
-        again = LocalFeatures.from_arrays(dict(stored))
+    write_local_features(tmp_path, [7], [data_root / "products" / MILK])  # what a build stores, read back
+    (again,) = LocalFeatureTable(tmp_path).get([7])
     np.testing.assert_array_equal(again.points, features.points)
     np.testing.assert_array_equal(again.descriptors, features.descriptors)
     assert count_inliers(again, features) == count_inliers(features, features) > 100
