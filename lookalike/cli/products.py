@@ -117,7 +117,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ray: embed on a Ray Data actor pool (this machine, or --ray-address)")
     parser.add_argument("--ray-address", help="a Ray cluster to join (ray://head:10001, or auto on a cluster node)")
     parser.add_argument("--local-features", action="store_true", default=None,
-                        help="store SIFT keypoints of every photo (~65 KB each) so search can verify its first hits")
+                        help="store SIFT keypoints of every photo (~44 KB each) so search can verify its first hits")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
