@@ -144,7 +144,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
     evaluation.add_argument("--latency-queries", type=int, default=100,
                             help="queries timed one by one, end to end (quality uses all queries)")
-    evaluation.add_argument("--rerank", action="store_true", help="verify the first hits (see search --rerank)")
+    evaluation.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                            help="verify the first hits, as search does (default: on for an index with local features)")
     evaluation.add_argument("--json", action="store_true")
     evaluation.set_defaults(func=run_eval)
 

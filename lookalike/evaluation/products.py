@@ -8,8 +8,9 @@ with product ids product_recall_at_1 and product_recall_at_10 (the same product 
 10 results) over the queries whose product_id is in the index, `product_queries` of them (an id the
 catalog lacks cannot be found, so it is not counted).
 
-With `rerank` (an index with local features), each query's first hits are verified and re-ordered as
-search does (`lookalike.products.rerank`), its keypoints extracted from its photo.
+With re-ranking (`rerank`, by default as search decides: on for an index with local features), each
+query's first hits are verified and re-ordered as search does (`lookalike.products.rerank`), its keypoints
+extracted from its photo; `rerank=False` scores the plain vector search of the same index.
 
 Latency is timed on `latency_queries` queries spread evenly over the set, one at a time as a user
 sends them: decode -> embed -> head -> Annoy -> exact re-rank, after a few warm-up queries.
@@ -95,9 +96,9 @@ def evaluate(
     scope: str = DEFAULT_SCOPE,
     latency_queries: int = LATENCY_QUERIES,
     show_bar: bool = True,
-    rerank: bool = False,
+    rerank: bool | None = None,
 ) -> dict:
-    searcher.wants_rerank(rerank)  # an index without local features fails here, before any work
+    rerank = searcher.wants_rerank(rerank)  # as search decides; an index without local features fails here
     embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")

@@ -32,3 +32,4 @@ class TuneConfig:
     temperature: float = 0.05
     batch_size: int = 32
     seed: int = 0
+    crop: float = 0.7  # smallest side of a batch's random crop of the frozen maps, as a fraction (1: no crop)

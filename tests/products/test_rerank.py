@@ -159,6 +159,22 @@ def test_search_verifies_the_first_hits_and_lifts_the_same_product(
     assert ranking[: len(verified.categories)] == verified.categories  # what search ranked
 
 
+def test_eval_products_reranks_as_search_does(
+    verified_index: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """eval-products scores what search returns: re-ranked by default on an index with local features."""
+    from lookalike.cli import main as cli
+
+    index, catalog = verified_index
+    reports = {}
+    for flag in ([], ["--no-rerank"]):
+        assert cli.main(["eval-products", "--index", str(index), "--queries", str(catalog), "--top-k", "5",
+                         "--latency-queries", "2", "--json", *flag]) == 0
+        reports[tuple(flag)] = json.loads(capsys.readouterr().out)
+    assert reports[()]["rerank"] is search.DEFAULT_RERANK and reports[("--no-rerank",)]["rerank"] is False
+    assert reports[()]["queries"] == reports[("--no-rerank",)]["queries"] == 24
+
+
 def test_rerank_needs_local_features_and_bad_ones_fail_at_load(
     verified_index: tuple[Path, Path], tmp_path: Path
 ) -> None:

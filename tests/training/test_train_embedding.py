@@ -255,3 +255,21 @@ def test_backbone_tuning_round_trip(data_root: Path, tmp_path: Path, monkeypatch
     probe = data_root / "products" / chosen[3][0]["file"]
     result = ProductSearcher.load(index).search(probe, top_k=5, scope="all")
     assert result.results[0].product_id == chosen[3][0]["product_id"]
+
+
+def test_tuning_crop_is_a_window_of_every_map_in_the_batch() -> None:
+    """The crop augmentation cuts one square window, at least the asked fraction of the side, from each map."""
+    from lookalike.training.backbone_tuning import _crop
+
+    maps = torch.arange(2 * 3 * 15 * 15, dtype=torch.float32).reshape(2, 3, 15, 15)
+    sizes = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        window = _crop(maps, 0.7)
+        size = window.shape[-1]
+        sizes.add(size)
+        assert window.shape == (2, 3, size, size) and 10 <= size <= 15
+        top, left = divmod(int(window[0, 0, 0, 0]), 15)  # values number the positions of the uncropped maps
+        assert torch.equal(window, maps[..., top : top + size, left : left + size])
+    assert len(sizes) > 2  # the side varies between batches
+    assert torch.equal(_crop(maps, 1.0), maps)  # 1: no crop
