@@ -13,10 +13,9 @@ of one-photo products, which product proxies would only push apart. Proxies star
 What makes it fit a 2-core CPU: everything before the last `blocks` stages is frozen and run once per
 photo (its feature maps kept in memory, float16); batch norm keeps its ImageNet statistics (small batches
 would only add noise to them); augmentation works on those maps: a mirror image, and a random crop of each
-batch (70-100% of the side). On the shared catalog (3,424 photos, Lite1, 2 stages, 4
-epochs) training took 273 s on 2 cores: the frozen stages 40 s in onnxruntime (eager torch: 157 s for 2,928
-photos), then ~58 s an epoch. A GPU (`device="cuda"`) runs the
-same code, the frozen stages in torch.
+batch (70-100% of the side). On the shared catalog (3,424 photos, Lite1, 2 stages, 4 epochs) training took
+273 s on 2 cores: the frozen stages 40 s in onnxruntime (eager torch: 157 s for 2,928 photos), then ~58 s an
+epoch. A GPU (`device="cuda"`) runs the same code, the frozen stages in torch.
 """
 
 from __future__ import annotations
@@ -137,9 +136,9 @@ def _proxies(embeddings: torch.Tensor, labels: torch.Tensor, count: int) -> nn.P
 
 
 def _crop(maps: torch.Tensor, smallest: float) -> torch.Tensor:
-    """One random square window of a batch's maps, its side `smallest` to 1 times their shorter side: a crop of the
-    photos at the maps' resolution (the rest of the network pools whatever size it gets), so a product framed
-    tighter or off-centre is still itself, and the loss cannot reach zero by memorising whole photos."""
+    """One random square window of a batch's maps, its side `smallest` to 1 times their shorter side: a crop
+    of the photos at the maps' resolution (the rest of the network pools whatever size it gets), so a product
+    framed tighter or off-centre is still itself, and the loss cannot reach zero by memorising whole photos."""
     height, width = maps.shape[-2:]
     size = int(torch.randint(max(1, round(smallest * min(height, width))), min(height, width) + 1, ()))
     top, left = int(torch.randint(0, height - size + 1, ())), int(torch.randint(0, width - size + 1, ()))
