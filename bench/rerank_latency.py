@@ -27,6 +27,8 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importab
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.protocol import grocery_val_split  # noqa: E402
+from lookalike.evaluation.products import spread  # noqa: E402
+from lookalike.evaluation.report import markdown_table  # noqa: E402
 from lookalike.products.build import build_index  # noqa: E402
 from lookalike.products.search import ProductSearcher  # noqa: E402
 
@@ -55,11 +57,7 @@ def timed(searcher: ProductSearcher, queries: list[Path], scope: str, rerank: bo
 
 
 def render(rows: list[dict], note: str) -> str:
-    keys = list(rows[0])
-    lines = ["# Warm product query latency, with and without re-ranking", "", note, "",
-             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row[key]) for key in keys) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return f"# Warm product query latency, with and without re-ranking\n\n{note}\n\n{markdown_table(rows)}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         searcher = ProductSearcher.load(index)
         if searcher.local is None:
             parser.error(f"{index} has no local features: build it with --local-features")
-        sample = [queries[i] for i in np.linspace(0, len(queries) - 1, min(args.queries, len(queries))).astype(int)]
+        sample = spread(queries, args.queries)
         rows = []
         for scope in ("category", "all", "blend"):
             plain, verified = timed(searcher, sample, scope, False), timed(searcher, sample, scope, True)

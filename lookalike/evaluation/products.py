@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from lookalike.products.search import DEFAULT_SCOPE, ProductSearcher
 WARM_UP_QUERIES = 3
 RECALL_K = 30
 LATENCY_QUERIES = 100
+T = TypeVar("T")
 
 
 def quality(
@@ -70,11 +73,17 @@ def quality(
     return report
 
 
+def spread(items: Sequence[T], count: int) -> list[T]:
+    """`count` of `items` (all when fewer) spread evenly over them: timed queries cover every category of a
+    category-sorted query set, not the first few."""
+    return [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
+
+
 def latency(
     searcher: ProductSearcher, items: list[CatalogItem], top_k: int, scope: str, count: int, rerank: bool = False
 ) -> dict:
     """p50 / p95 wall time in ms of whole queries, on `count` items spread evenly over `items`."""
-    sample = [items[i] for i in np.linspace(0, len(items) - 1, min(count, len(items))).astype(int)]
+    sample = spread(items, count)
     for item in sample[:WARM_UP_QUERIES]:
         searcher.search(item.path, top_k, scope, rerank)
     times = []
