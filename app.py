@@ -155,7 +155,7 @@ def load_services(index_dir: Path, catalog: str | None, warm_up: bool = True) ->
 def _gallery(result) -> list[tuple[str, str]]:
     """Thumbnails made at build time: a few KB per item to send, nothing to re-encode per request."""
     return [
-        (hit.thumbnail or hit.path, hit_caption(hit.category, hit.similarity, hit.title, hit.price))
+        (hit.thumbnail or hit.path, hit_caption(hit.category, hit.similarity, hit.title, hit.price, hit.inliers))
         for hit in result.results
     ]
 

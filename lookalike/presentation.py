@@ -17,9 +17,14 @@ def similarity_percent(similarity: float) -> str:
     return f"{100.0 * similarity:.1f}%"
 
 
-def hit_caption(category: str, similarity: float, title: str | None = None, price: str | None = None) -> str:
-    """One gallery caption: what it is, how close, and the shop details when the catalog has them."""
+def hit_caption(
+    category: str, similarity: float, title: str | None = None, price: str | None = None, inliers: int | None = None
+) -> str:
+    """One gallery caption: what it is, how close, the keypoint matches of a verified hit (why it ranks above
+    closer-looking items), and the shop details when the catalog has them."""
     parts = [similarity_percent(similarity), title or category]  # the score first: captions get cut short
+    if inliers:
+        parts.append(f"{inliers} keypoint matches")
     if title:
         parts.append(category)
     if price not in (None, ""):

@@ -25,6 +25,11 @@ def _searcher(index: Path) -> ProductSearcher:
         raise UserError(str(exc)) from None
 
 
+def _matches(inliers: int | None) -> str:
+    """A verified hit's evidence (keypoints one homography explains), so the text shows why it ranks there."""
+    return "" if inliers is None else f"  [{inliers} keypoint matches]"
+
+
 def run_search(args: argparse.Namespace) -> int:
     try:
         image = load_image(args.image)
@@ -33,7 +38,7 @@ def run_search(args: argparse.Namespace) -> int:
     payload = _searcher(args.index).search(image, args.top_k, args.scope, args.rerank).summary()
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     lines = [f"categories: {guess}"] + [
-        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}"
+        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}{_matches(hit['inliers'])}"
         for hit in payload["results"]
     ]
     print_result(payload, args.json, "\n".join(lines))

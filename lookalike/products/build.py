@@ -33,7 +33,7 @@ from lookalike.products.catalog import read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_catalog, local_engine
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy, preload
 from lookalike.products.index import THUMBNAILS, index_exists
-from lookalike.products.local_features import write_local_features
+from lookalike.products.local_features import reusable, write_local_features
 from lookalike.products.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
 
@@ -227,7 +227,8 @@ def build_index(
             joins a cluster, None starts Ray on this machine).
         local_features: also store every photo's SIFT keypoints (44 KB and ~19 ms a photo on the shared
             catalog, 2 cores), so search can verify its first hits (`lookalike.products.rerank`). An update
-            keeps the previous index's choice unless one is given, and extracts them again for every photo.
+            keeps the previous index's choice unless one is given, and copies the unchanged photos' keypoints
+            (extracted with today's settings) instead of extracting them again.
         vote: the nearest-photo vote blended into the category ranking.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
 
@@ -305,7 +306,9 @@ def build_index(
         if local_features is None:
             local_features = bool(previous and previous.manifest.get("local_features"))
         if local_features:
-            report["local_features"] = write_local_features(building, ids, [item.path for item in embedded.items])
+            stored = reusable(previous.folder, previous.manifest.get("local_features")) if previous else None
+            report["local_features"] = write_local_features(building, ids, [it.path for it in embedded.items], stored)
+            del stored  # its memory maps, before the previous folder is deleted
         new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
         seconds = time.perf_counter() - started
         report.update(build_seconds=round(seconds, 2), images_per_second=round(len(items) / seconds, 2))

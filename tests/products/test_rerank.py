@@ -194,7 +194,7 @@ def test_rerank_needs_local_features_and_bad_ones_fail_at_load(
         ProductSearcher.load(broken)
 
 
-def test_update_keeps_local_features_for_old_and_new_photos(
+def test_update_copies_unchanged_photos_features_and_extracts_only_new_ones(
     verified_index: tuple[Path, Path], data_root: Path, tmp_path: Path
 ) -> None:
     index, catalog = verified_index
@@ -205,7 +205,38 @@ def test_update_keeps_local_features_for_old_and_new_photos(
     (grown / "juice" / extra.name).symlink_to(extra)
     report = build_index(grown, copy, update=True, show_bar=False)
     assert report["local_features"]["items"] == report["items"] == 25
+    assert report["local_features"]["reused"] == 24  # only the new photo was extracted
     table = LocalFeatureTable(copy)
     rows = {Path(row["path"]).name: row["id"] for row in ProductSearcher.load(copy).index.rows}
-    new, old = table.get([rows[extra.name], max(rows.values()) + 1])
-    assert new is not None and len(new.points) > 0 and old is None
+    new, missing = table.get([rows[extra.name], max(rows.values()) + 1])
+    assert new is not None and len(new.points) > 0 and missing is None
+    before, after = LocalFeatureTable(index).get([0])[0], table.get([0])[0]
+    assert np.array_equal(before.points, after.points) and np.array_equal(before.descriptors, after.descriptors)
+    manifest = json.loads((copy / "manifest.json").read_text())  # features made with other settings ...
+    manifest["local_features"]["max_points"] += 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert build_index(grown, copy, update=True, show_bar=False)["local_features"]["reused"] == 0  # ... redone
+    offsets = np.load(copy / "local" / "offsets.npy")  # damaged features ...
+    np.save(copy / "local" / "offsets.npy", offsets[:-2])
+    assert build_index(grown, copy, update=True, show_bar=False)["local_features"]["reused"] == 0  # ... mended
+    assert LocalFeatureTable(copy).get([0])[0] is not None
+
+
+def test_text_output_and_gallery_captions_show_a_verified_hits_keypoint_matches(
+    verified_index: tuple[Path, Path], data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lookalike.cli import main as cli
+    from lookalike.presentation import hit_caption
+
+    index, _ = verified_index
+    query = str(data_root / "products" / MILK)
+    texts = {}
+    for flag in ("--rerank", "--no-rerank"):
+        assert cli.main(["search", "--index", str(index), query, "--top-k", "5", "--scope", "all", flag]) == 0
+        texts[flag] = capsys.readouterr().out.splitlines()[1:]
+    top = ProductSearcher.load(index).search(query, top_k=5, scope="all", rerank=True).results[0]
+    assert texts["--rerank"][0].endswith(f"[{top.inliers} keypoint matches]") and top.inliers > 0
+    assert len(texts["--no-rerank"]) == 5 and not any("keypoint" in line for line in texts["--no-rerank"])
+    assert f"{top.inliers} keypoint matches" in hit_caption(top.category, top.similarity, inliers=top.inliers)
+    assert "keypoint" not in hit_caption(top.category, top.similarity, inliers=None)
+    assert "keypoint" not in hit_caption(top.category, top.similarity, inliers=0)  # checked, nothing shared
