@@ -116,8 +116,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         "(Milvus Lite in the index folder), milvus:///path/file.db, milvus://host:19530 "
                         "(?index=FLAT|IVF_FLAT|HNSW); an --update keeps the index's store unless given")
     parser.add_argument("--update", action="store_true",
-                        help="update the index at --out: embed new photos only, drop deleted ones, refit the head "
-                             "(the index's own model is used)")
+                        help="update the index at --out: embed new photos only (and extract only their local "
+                             "features), drop deleted ones, refit the head (the index's own model is used)")
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="ray: embed on a Ray Data actor pool (this machine, or --ray-address)")
     parser.add_argument("--ray-address", help="a Ray cluster to join (ray://head:10001, or auto on a cluster node)")
