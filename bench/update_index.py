@@ -29,8 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from build_throughput import subset  # noqa: E402
-
+from bench.build_throughput import subset  # noqa: E402
 from lookalike.evaluation.report import markdown_table  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
 from lookalike.products.build import build_index  # noqa: E402
