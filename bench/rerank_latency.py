@@ -1,10 +1,12 @@
-"""Warm product query latency with spatial re-ranking against the pipeline without it, in the same run.
+"""Warm product query latency with spatial re-ranking (and, on an index built with `--read-text`, with the
+printed words read too) against the pipeline without either, in the same run.
 
 The index is the instance-retrieval protocol's (`bench/protocol.py`: every shared photo but the GroceryStore
 val photos, built with `--local-features`); the queries are those val photos, sent one at a time as a user
 sends them (decode, embed, categorize, search, and with re-ranking: keypoints, the verified category vote
-and the verification of the first hits). Rows per scope: p50 / p95 / mean ms, the ratio of p50 to the
-pipeline without re-ranking, and the mean of each stage (`SearchResult.timings_ms`).
+and the verification of the first hits; with words: the query's OCR and the words' vote). Rows per scope:
+p50 / p95 / mean ms, the ratio of p50 to the pipeline without re-ranking, and the mean of each stage
+(`SearchResult.timings_ms`; "embed" holds the query's keypoints and words too).
 
     python bench/rerank_latency.py [--index DIR] [--queries 100] [--out bench/RERANK.md]
 
@@ -36,19 +38,19 @@ WARM_UP = 3
 STAGES = ("embed", "categorize", "search", "rerank")
 
 
-def timed(searcher: ProductSearcher, queries: list[Path], scope: str, rerank: bool) -> dict:
+def timed(searcher: ProductSearcher, queries: list[Path], scope: str, rerank: bool, read_text: bool = False) -> dict:
     for query in queries[:WARM_UP]:
-        searcher.search(query, 30, scope, rerank)
+        searcher.search(query, 30, scope, rerank, read_text)
     times, stages = [], {stage: [] for stage in STAGES}
     for query in queries:
         start = time.perf_counter()
-        result = searcher.search(query, 30, scope, rerank)
+        result = searcher.search(query, 30, scope, rerank, read_text)
         times.append(1000.0 * (time.perf_counter() - start))
         for stage in STAGES:
             stages[stage].append(result.timings_ms.get(stage, 0.0))
     return {
         "scope": scope,
-        "pipeline": "re-ranking" if rerank else "without re-ranking",
+        "pipeline": ("re-ranking" if rerank else "without re-ranking") + (" + printed words" if read_text else ""),
         "p50_ms": round(float(np.percentile(times, 50)), 1),
         "p95_ms": round(float(np.percentile(times, 95)), 1),
         "mean_ms": round(float(np.mean(times)), 1),
@@ -82,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             verified["p50 vs without"] = round(verified["p50_ms"] / plain["p50_ms"], 2)
             plain["p50 vs without"] = 1.0
             rows += [plain, verified]
+            if searcher.words is not None:
+                read = timed(searcher, sample, scope, True, True)
+                read["p50 vs without"] = round(read["p50_ms"] / plain["p50_ms"], 2)
+                rows.append(read)
     note = (f"{searcher.index.manifest['items']} catalog photos ({searcher.model}), {len(sample)} GroceryStore val "
             f"queries, one at a time after {WARM_UP} warm-up queries; stage columns are means.")
     table = render(rows, note)

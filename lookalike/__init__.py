@@ -19,8 +19,8 @@ _EXPORTS = {
     # product search
     "search": "lookalike.products.search",
     "ProductSearcher": "lookalike.products.search",
-    "SearchResult": "lookalike.products.search",
-    "Hit": "lookalike.products.search",
+    "SearchResult": "lookalike.products.results",
+    "Hit": "lookalike.products.results",
     "build_index": "lookalike.products.build",
     "IndexMissingError": "lookalike.products.index",
     "IndexCorruptError": "lookalike.products.index",

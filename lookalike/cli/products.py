@@ -35,7 +35,7 @@ def run_search(args: argparse.Namespace) -> int:
         image = load_image(args.image)
     except ImageError as exc:
         raise UserError(str(exc)) from None
-    payload = _searcher(args.index).search(image, args.top_k, args.scope, args.rerank).summary()
+    payload = _searcher(args.index).search(image, args.top_k, args.scope, args.rerank, args.read_text).summary()
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     lines = [f"categories: {guess}"] + [
         f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}{_matches(hit['inliers'])}"
@@ -53,6 +53,7 @@ def run_build(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip, device=args.device,
         vote=NeighbourVote(weight=args.vote_weight), show_bar=not args.json, store=args.store,
         update=args.update, engine=args.engine, ray_address=args.ray_address, local_features=args.local_features,
+        read_text=args.read_text,
     )
     accuracy, store, update = report["head"]["held_out_accuracy"], report["store"], report.get("update")
     lines = [
@@ -76,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UserError("give exactly one of --queries QUERY_DIR or --queries-manifest CSV")
     queries = read_catalog(args.queries) if args.queries else read_catalog(args.queries_manifest)
     report = evaluate(_searcher(args.index), queries, args.top_k, args.scope, args.latency_queries,
-                      show_bar=not args.json, rerank=args.rerank)
+                      show_bar=not args.json, rerank=args.rerank, read_text=args.read_text)
     text = "\n".join(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
                      for key, value in report.items() if key != "skipped")
     print_result(report, args.json, text)
@@ -123,6 +124,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", help="a Ray cluster to join (ray://head:10001, or auto on a cluster node)")
     parser.add_argument("--local-features", action="store_true", default=None,
                         help="store SIFT keypoints of every photo (~44 KB each) so search can verify its first hits")
+    parser.add_argument("--read-text", action="store_true", default=None,
+                        help="read the words printed on every photo (OCR, ~0.25 s a photo) so a query's words "
+                             "vote for its category: for catalogs of printed packs")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
@@ -138,6 +142,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
     search.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
                         help="verify the first hits with local features (an index built with --local-features)")
+    search.add_argument("--read-text", action=argparse.BooleanOptionalAction, default=None,
+                        help="let the photo's words vote for the category (default: on for an index with words)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=run_search)
 
@@ -151,6 +157,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                             help="queries timed one by one, end to end (quality uses all queries)")
     evaluation.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
                             help="verify the first hits, as search does (default: on for an index with local features)")
+    evaluation.add_argument("--read-text", action=argparse.BooleanOptionalAction, default=None,
+                            help="read each query's words, as search does (default: on for an index with words)")
     evaluation.add_argument("--json", action="store_true")
     evaluation.set_defaults(func=run_eval)
 

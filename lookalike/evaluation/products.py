@@ -10,7 +10,8 @@ catalog lacks cannot be found, so it is not counted).
 
 With re-ranking (`rerank`, by default as search decides: on for an index with local features), each
 query's first hits are verified and re-ordered as search does (`lookalike.products.rerank`), its keypoints
-extracted from its photo; `rerank=False` scores the plain vector search of the same index.
+extracted from its photo; `rerank=False` scores the plain vector search of the same index. Likewise an index
+with printed words reads each query's words (`read_text`, on by default for such an index).
 
 Latency is timed on `latency_queries` queries spread evenly over the set, one at a time as a user
 sends them: decode -> embed -> head -> Annoy -> exact re-rank, after a few warm-up queries.
@@ -27,7 +28,6 @@ import numpy as np
 
 from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_k
 from lookalike.images.loading import load_image
-from lookalike.products import rerank as spatial
 from lookalike.products.catalog import CatalogItem
 from lookalike.products.embedding import embed_catalog
 from lookalike.products.neighbours import recall_of
@@ -41,20 +41,20 @@ T = TypeVar("T")
 
 def quality(
     searcher: ProductSearcher, items: list[CatalogItem], vectors: np.ndarray, top_k: int, scope: str,
-    rerank: bool = False,
+    rerank: bool = False, read_text: bool = False,
 ) -> dict:
     in_index = Counter(row["category"] for row in searcher.index.rows)
     product_ids = {row["product_id"] for row in searcher.index.rows if row["product_id"]}
     top1, p10, ap30, recall, product_ranks = [], [], [], [], []
     for item, vector in zip(items, vectors, strict=True):
-        keypoints = spatial.extract(load_image(item.path)) if rerank else None
-        result = searcher.search_vector(vector, max(top_k, RECALL_K), scope, keypoints)
+        cues = searcher.query_cues(load_image(item.path), vector, rerank, read_text) if rerank or read_text else None
+        result = searcher.search_vector(vector, max(top_k, RECALL_K), scope, cues)
         hits, predicted = result.results[:top_k], result.categories[0][0]
         relevant = [hit.category == item.category for hit in hits]
         top1.append(predicted == item.category)
         p10.append(precision_at_k(relevant, 10))
         ap30.append(average_precision_at_k(relevant, 30, in_index[item.category]))
-        exact = searcher.exact_ids(vector, RECALL_K, scope, searcher.categorize(vector, keypoints))
+        exact = searcher.exact_ids(vector, RECALL_K, scope, searcher.categorize(vector, cues))
         recall.append(recall_of([hit.id for hit in result.results[:RECALL_K]], exact))
         if item.product_id in product_ids:
             found = [i for i, hit in enumerate(result.results) if hit.product_id == item.product_id]
@@ -80,16 +80,17 @@ def spread(items: Sequence[T], count: int) -> list[T]:
 
 
 def latency(
-    searcher: ProductSearcher, items: list[CatalogItem], top_k: int, scope: str, count: int, rerank: bool = False
+    searcher: ProductSearcher, items: list[CatalogItem], top_k: int, scope: str, count: int, rerank: bool = False,
+    read_text: bool = False,
 ) -> dict:
     """p50 / p95 wall time in ms of whole queries, on `count` items spread evenly over `items`."""
     sample = spread(items, count)
     for item in sample[:WARM_UP_QUERIES]:
-        searcher.search(item.path, top_k, scope, rerank)
+        searcher.search(item.path, top_k, scope, rerank, read_text)
     times = []
     for item in sample:
         start = time.perf_counter()
-        searcher.search(item.path, top_k, scope, rerank)
+        searcher.search(item.path, top_k, scope, rerank, read_text)
         times.append(1000.0 * (time.perf_counter() - start))
     return {
         "latency_ms_p50": float(np.percentile(times, 50)),
@@ -106,8 +107,10 @@ def evaluate(
     latency_queries: int = LATENCY_QUERIES,
     show_bar: bool = True,
     rerank: bool | None = None,
+    read_text: bool | None = None,
 ) -> dict:
     rerank = searcher.wants_rerank(rerank)  # as search decides; an index without local features fails here
+    read_text = searcher.wants_text(read_text)
     embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
@@ -115,9 +118,10 @@ def evaluate(
         "model": searcher.model,
         "scope": scope,
         "rerank": rerank,
+        "read_text": read_text,
         "top_k": top_k,
         "queries": len(embedded.items),
-        **quality(searcher, embedded.items, embedded.vectors, top_k, scope, rerank),
-        **latency(searcher, embedded.items, top_k, scope, latency_queries, rerank),
+        **quality(searcher, embedded.items, embedded.vectors, top_k, scope, rerank, read_text),
+        **latency(searcher, embedded.items, top_k, scope, latency_queries, rerank, read_text),
         "skipped": embedded.skipped,
     }

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from lookalike.images.cache import Entry
 from lookalike.images.thumbnails import write_thumbnails
 from lookalike.products import index as product_index
+from lookalike.products import printed_words
 from lookalike.products.catalog import read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_catalog, local_engine
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, held_out_accuracy, preload
@@ -201,6 +202,7 @@ def build_index(
     engine: str = "local",
     ray_address: str | None = None,
     local_features: bool | None = None,
+    read_text: bool | None = None,
     embedder: ProductEmbedder | None = None,
     vote: NeighbourVote | None = None,
     progress: Progress | None = None,
@@ -229,6 +231,9 @@ def build_index(
             catalog, 2 cores), so search can verify its first hits (`lookalike.products.rerank`). An update
             keeps the previous index's choice unless one is given, and copies the unchanged photos' keypoints
             (extracted with today's settings) instead of extracting them again.
+        read_text: also read the words printed on every photo (OCR, ~0.25 s a photo on 2 cores), so a
+            query's words vote for its category (`lookalike.products.printed_words`): for catalogs of printed
+            packs. An update keeps the previous index's choice unless one is given, and reads new photos only.
         vote: the nearest-photo vote blended into the category ranking.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
 
@@ -309,6 +314,12 @@ def build_index(
             stored = reusable(previous.folder, previous.manifest.get("local_features")) if previous else None
             report["local_features"] = write_local_features(building, ids, [it.path for it in embedded.items], stored)
             del stored  # its memory maps, before the previous folder is deleted
+        if read_text is None:
+            read_text = bool(previous and previous.manifest.get("words"))
+        if read_text:
+            known = printed_words.reusable(previous.folder, previous.manifest.get("words")) if previous else None
+            paths = [it.path for it in embedded.items]
+            report["words"] = printed_words.write_words(building, ids, paths, embedded.digests, known)
         new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
         seconds = time.perf_counter() - started
         report.update(build_seconds=round(seconds, 2), images_per_second=round(len(items) / seconds, 2))

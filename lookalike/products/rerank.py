@@ -124,8 +124,14 @@ class Verification:
     """One query's keypoints, matched against catalog items on demand and each item once: the category vote
     and the re-ranking of the scope's first hits verify overlapping candidates."""
 
-    def __init__(self, query: LocalFeatures, lookup: Callable[[Sequence[int]], Sequence[LocalFeatures | None]]):
-        self.query, self._lookup, self._counts = query, lookup, {}
+    def __init__(
+        self,
+        query: LocalFeatures,
+        lookup: Callable[[Sequence[int]], Sequence[LocalFeatures | None]],
+        known: dict[int, int] | None = None,
+    ):
+        """`known`: counts found earlier for this query (`known()`), not matched again."""
+        self.query, self._lookup, self._counts = query, lookup, dict(known or {})
 
     def counts(self, ids: Sequence[int]) -> np.ndarray:
         """Inlier counts of the items `ids` (0 for an item without stored features)."""
@@ -133,6 +139,10 @@ class Verification:
         if todo:
             self._counts.update(zip(todo, spatial_scores(self.query, self._lookup(todo)).tolist(), strict=True))
         return np.array([self._counts[int(i)] for i in ids], np.int64)
+
+    def known(self) -> tuple[tuple[int, int], ...]:
+        """The (item id, inlier count) pairs matched so far."""
+        return tuple(self._counts.items())
 
 
 def category_vote(probs: np.ndarray, labels: np.ndarray, inliers: np.ndarray) -> np.ndarray:

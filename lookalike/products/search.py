@@ -14,6 +14,11 @@ for the category (`rerank.category_vote`). On whenever the index has them (`DEFA
 GroceryStore val queries exact-product recall@1 rose from 0.48 to 0.65 and category top-1 from 0.86 to
 0.90, for a warm p50 of 105 ms instead of 28 (scope category; README, bench/RERANK.md).
 
+Printed words. An index built with `--read-text` holds the words read on every catalog photo; the query's
+words then vote for the category too (`printed_words`), on whenever the index has them: a brand's packs share
+their look, not their words ("HAVREDRYCK", "GRÄDDFIL"). Reading costs ~0.3 s a query on 2 cores, so a query
+is read only when its other cues leave the category unsure (`printed_words.READ_BELOW`; README).
+
 Scope. "category" searches only the category ranked first, "all" the whole catalog, "blend" the whole
 catalog's nearest items re-ordered by similarity x their category's probability. The store
 (`lookalike.products.stores`: Annoy in the index folder, or Milvus) returns exact cosines: Annoy's
@@ -30,18 +35,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from lookalike.images.loading import ImageSource, load_image
+from lookalike.products import printed_words
 from lookalike.products import rerank as spatial
 from lookalike.products.heads import NeighbourVote, ranking
 from lookalike.products.index import LoadedIndex, load_index
 from lookalike.products.local_features import LocalFeatureTable
 from lookalike.products.neighbours import nearest
+from lookalike.products.results import Hit, QueryCues, SearchResult
 from lookalike.products.stores import Found
 
 if TYPE_CHECKING:  # the model zoo (and torch) load when a searcher is loaded
@@ -52,59 +59,8 @@ BLEND_POOL = 4  # blend re-scores the whole catalog's top BLEND_POOL x top_k (at
 MIN_POOL = 100
 DEFAULT_SCOPE = "category"
 CATEGORIES_SHOWN = 5
-SUMMARY_HIT_KEYS = (
-    "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance", "inliers"
-)
 #: Whether search verifies its first hits when the index has local features (measured: see the module doc).
 DEFAULT_RERANK = True
-
-
-@dataclass
-class Hit:
-    rank: int
-    id: int
-    path: str
-    category: str
-    product_id: str
-    title: str
-    price: str
-    url: str
-    similarity: float
-    distance: float
-    thumbnail: str = ""  # a small copy made at build time (the photo itself for older indexes)
-    inliers: int | None = None  # keypoint matches one homography explains; None when not verified
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class SearchResult:
-    model: str
-    scope: str
-    categories: list[tuple[str, float]]
-    results: list[Hit]
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> dict:
-        """What `lookalike search --json` and the app's `search` API return: the ranking and, per hit,
-        what a shop page shows."""
-        return {
-            "model": self.model,
-            "scope": self.scope,
-            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
-            "results": [{key: getattr(hit, key) for key in SUMMARY_HIT_KEYS} for hit in self.results],
-            "timings_ms": self.timings_ms,
-        }
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "scope": self.scope,
-            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
-            "results": [hit.to_dict() for hit in self.results],
-            "timings_ms": self.timings_ms,
-        }
 
 
 def _ms(start: float) -> float:
@@ -126,6 +82,10 @@ class ProductSearcher:
         self.vote = NeighbourVote(**index.manifest.get("neighbour_vote", {"weight": 0.0}))
         self._head_class = {category: i for i, category in enumerate(index.head.classes)}  # probs columns
         self.local = LocalFeatureTable(index.folder) if index.manifest.get("local_features") else None
+        self.words = None
+        if index.manifest.get("words"):
+            categories = dict(zip(index.rows.column("id"), index.rows.column("category"), strict=True))
+            self.words = printed_words.WordTable(printed_words.stored_words(index.folder), categories)
 
     @classmethod
     def load(cls, index_dir: str | Path, embedder: ProductEmbedder | None = None) -> ProductSearcher:
@@ -175,17 +135,21 @@ class ProductSearcher:
     def _nearest(self, vector: np.ndarray, top_k: int, category: str | None) -> Found:
         return self.index.store.search(vector, top_k, category)
 
-    def categorize(
-        self, vector: np.ndarray, keypoints: spatial.LocalFeatures | None = None
-    ) -> list[tuple[str, float]]:
+    def categorize(self, vector: np.ndarray, cues: QueryCues | None = None) -> list[tuple[str, float]]:
         """Every category, likeliest first, with its probability: the head blended with the neighbour vote
-        and, given the query's `keypoints` (an index with local features), with the verified items' vote."""
-        return self._rank(vector, self._verification(keypoints))
+        and, given the query's `cues`, with the verified items' vote (keypoints, an index with local
+        features) and the printed words' vote (words, an index with words)."""
+        cues = cues or QueryCues()
+        return self._rank(vector, self._verification(cues), cues.words)
 
-    def _verification(self, keypoints: spatial.LocalFeatures | None) -> spatial.Verification | None:
-        return None if keypoints is None or self.local is None else spatial.Verification(keypoints, self.local.get)
+    def _verification(self, cues: QueryCues) -> spatial.Verification | None:
+        if cues.keypoints is None or self.local is None:
+            return None
+        return spatial.Verification(cues.keypoints, self.local.get, dict(cues.inliers))
 
-    def _rank(self, vector: np.ndarray, verification: spatial.Verification | None) -> list[tuple[str, float]]:
+    def _rank(
+        self, vector: np.ndarray, verification: spatial.Verification | None, words: frozenset[str] | None = None
+    ) -> list[tuple[str, float]]:
         probs = self.index.head.predict_proba(vector)
         voters = self.vote.k if self.vote.weight > 0 else 0
         pool = max(voters, spatial.TOP_N) if verification is not None else voters
@@ -196,6 +160,8 @@ class ProductSearcher:
             if verification is not None:
                 counts = verification.counts(found.ids[: spatial.TOP_N])
                 probs = spatial.category_vote(probs[0], labels[: spatial.TOP_N], counts)[None]
+        if words is not None and self.words is not None:
+            probs = printed_words.category_vote(probs[0], self.words.vote(words, self.index.head.classes))[None]
         return ranking(self.index.head.classes, probs[0])
 
     def search_vector(
@@ -203,16 +169,18 @@ class ProductSearcher:
         vector: np.ndarray,
         top_k: int = 30,
         scope: str = DEFAULT_SCOPE,
-        keypoints: spatial.LocalFeatures | None = None,
+        cues: QueryCues | None = None,
     ) -> SearchResult:
-        """`search` from the query's vector; with the query's `keypoints` (an index with local features),
-        the verified items of the whole catalog vote for the category and the first hits are re-ordered."""
+        """`search` from the query's vector; with the query's keypoints (`cues`, an index with local features)
+        the verified items of the whole catalog vote for the category and the first hits are re-ordered, and
+        with its words (an index with words) the printed words vote for the category."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        verification = self._verification(keypoints)
-        ranking = self._rank(vector, verification)
+        cues = cues or QueryCues()
+        verification = self._verification(cues)
+        ranking = self._rank(vector, verification, cues.words)
         timings["categorize"] = _ms(start)
         category = self._scope(scope, ranking[0][0])
         start = time.perf_counter()
@@ -260,31 +228,57 @@ class ProductSearcher:
         )
 
     def search(
-        self, image: ImageSource, top_k: int = 30, scope: str = DEFAULT_SCOPE, rerank: bool | None = None
+        self,
+        image: ImageSource,
+        top_k: int = 30,
+        scope: str = DEFAULT_SCOPE,
+        rerank: bool | None = None,
+        read_text: bool | None = None,
     ) -> SearchResult:
         """The top_k catalog items most like `image`, most similar first (see `search` for the arguments)."""
         start = time.perf_counter()
-        vector, keypoints = self.embed_query(image, rerank)
+        vector, cues = self.embed_query(image, rerank, read_text)
         embed_ms = _ms(start)
-        result = self.search_vector(vector, top_k, scope, keypoints)
+        result = self.search_vector(vector, top_k, scope, cues)
         result.timings_ms = {"embed": embed_ms, **result.timings_ms, "total": _ms(start)}
         return result
 
     def embed_query(
-        self, image: ImageSource, rerank: bool | None = None
-    ) -> tuple[np.ndarray, spatial.LocalFeatures | None]:
-        """The query's vector and, when its hits are to be verified, its keypoints; keep both to re-run
-        `search_vector` without the photo. One after the other: extracting in a thread while the network
-        ran took the network from 25 to 75 ms (its two threads wait for each other when one core is taken)."""
+        self, image: ImageSource, rerank: bool | None = None, read_text: bool | None = None
+    ) -> tuple[np.ndarray, QueryCues]:
+        """The query's vector and its cues (keypoints when its hits are to be verified, words when they are
+        to be read); keep both to re-run `search_vector` without the photo. One after the other: extracting
+        in a thread while the network ran took the network from 25 to 75 ms (its two threads wait for each
+        other when one core is taken)."""
         photo = load_image(image)
         vector = self.embedder.embed([photo])[0]
-        return vector, spatial.extract(photo) if self.wants_rerank(rerank) else None
+        return vector, self.query_cues(photo, vector, rerank, read_text)
+
+    def query_cues(
+        self, photo: Image.Image, vector: np.ndarray, rerank: bool | None = None, read_text: bool | None = None
+    ) -> QueryCues:
+        """The cues of a decoded query photo (its `vector` too) that search will use (`wants_rerank`,
+        `wants_text`). The words are read only when every other cue leaves the first category under
+        `printed_words.READ_BELOW`: reading costs ~0.3 s, and a sure ranking does not need it."""
+        keypoints = spatial.extract(photo) if self.wants_rerank(rerank) else None
+        if not self.wants_text(read_text):
+            return QueryCues(keypoints)
+        verification = self._verification(QueryCues(keypoints))
+        unsure = self._rank(vector, verification)[0][1] < printed_words.READ_BELOW
+        words = printed_words.read_words(photo) if unsure else None
+        return QueryCues(keypoints, words, verification.known() if verification else ())
 
     def wants_rerank(self, rerank: bool | None) -> bool:
         """Whether to verify hits: `rerank`, or DEFAULT_RERANK when None, on an index with local features."""
         if rerank and self.local is None:
             raise ValueError("this index has no local features to verify hits with: build it with --local-features")
         return self.local is not None and (DEFAULT_RERANK if rerank is None else rerank)
+
+    def wants_text(self, read_text: bool | None) -> bool:
+        """Whether to read the query's words: `read_text`, or yes when None, on an index with words."""
+        if read_text and self.words is None:
+            raise ValueError("this index holds no printed words to match: build it with --read-text")
+        return self.words is not None and read_text is not False
 
     def example_paths(self, count: int) -> list[str]:
         """One photo from each of the first `count` categories: example queries for a demo."""
@@ -305,6 +299,7 @@ def search(
     top_k: int = 30,
     scope: str = DEFAULT_SCOPE,
     rerank: bool | None = None,
+    read_text: bool | None = None,
 ) -> SearchResult:
     """The catalog items that look most like `photo`, in one call.
 
@@ -321,6 +316,9 @@ def search(
         rerank: verify the first hits with local features, let verified items vote for the category and
             re-order the hits (an index built with local features; None: DEFAULT_RERANK). Each verified
             hit then reports its `inliers`.
+        read_text: read the words printed on the photo and let them vote for the category (an index built
+            with --read-text; None: on for such an index), when the other cues are unsure of the category
+            (~0.3 s a query read, on 2 cores).
 
     Returns:
         A `SearchResult`: the category ranking (label, probability), the hits (path, category,
@@ -330,7 +328,8 @@ def search(
         ImageError: the photo cannot be read (not an image, truncated, too large).
         IndexMissingError, IndexCorruptError: no index at `index`, or a damaged one.
         WeightsUnavailableError: the index's embedder cannot be loaded here.
-        ValueError: top_k below 1, an unknown scope, or rerank on an index without local features.
+        ValueError: top_k below 1, an unknown scope, rerank on an index without local features, or
+            read_text on an index without words.
 
     Example:
         >>> import lookalike
@@ -343,4 +342,4 @@ def search(
         if key not in _SEARCHERS:
             _SEARCHERS[key] = ProductSearcher.load(key)
         searcher = _SEARCHERS[key]
-    return searcher.search(photo, top_k, scope, rerank)
+    return searcher.search(photo, top_k, scope, rerank, read_text)

@@ -111,6 +111,8 @@ def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
     again = verification.counts([3, 1, 1])
     assert first[0] >= 60 and first[1:].tolist() == [0, 0]
     assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1, 2, 3]]
+    resumed = rerank.Verification(extract(milk), lookup, dict(verification.known()))  # a search re-run
+    assert resumed.counts([2, 1]).tolist() == [0, first[0]] and looked_up == [[1, 2, 3]]
 
 
 # ---------------------------------------------------------------- wired into build and search
@@ -153,8 +155,9 @@ def test_search_verifies_the_first_hits_and_lifts_the_same_product(
     assert "rerank" in verified.timings_ms and verified.summary()["results"][0]["inliers"] >= 30
     default = searcher.search(query, top_k=12, scope="all").results[0].inliers  # on for an index with features
     assert (default is not None) == search.DEFAULT_RERANK
-    vector, keypoints = searcher.embed_query(query, rerank=True)
-    ranking = searcher.categorize(vector, keypoints)
+    vector, cues = searcher.embed_query(query, rerank=True)
+    assert cues.keypoints is not None and cues.words is None  # an index without words reads none
+    ranking = searcher.categorize(vector, cues)
     assert dict(ranking)["milk"] > dict(searcher.categorize(vector))["milk"]  # its own photos vote for milk
     assert ranking[: len(verified.categories)] == verified.categories  # what search ranked
 

@@ -1,0 +1,72 @@
+"""What a product search returns (`SearchResult`, its `Hit`s) and what a query photo brings to it beside its
+vector (`QueryCues`): plain data, so a server can keep a query's cues between searches and send results as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from lookalike.products import rerank as spatial
+
+SUMMARY_HIT_KEYS = (
+    "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance", "inliers"
+)
+
+
+@dataclass(frozen=True)
+class QueryCues:
+    """What a query photo offers beside its vector, each when the index can use it: its keypoints (an index
+    with local features, re-ranking on), the words printed on it (an index with words, reading on, and the
+    other cues unsure of the category) and the inlier counts already found (item id, count), so re-running
+    the search from these cues verifies no candidate twice."""
+
+    keypoints: spatial.LocalFeatures | None = None
+    words: frozenset[str] | None = None
+    inliers: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class Hit:
+    rank: int
+    id: int
+    path: str
+    category: str
+    product_id: str
+    title: str
+    price: str
+    url: str
+    similarity: float
+    distance: float
+    thumbnail: str = ""  # a small copy made at build time (the photo itself for older indexes)
+    inliers: int | None = None  # keypoint matches one homography explains; None when not verified
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    model: str
+    scope: str
+    categories: list[tuple[str, float]]
+    results: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """What `lookalike search --json` and the app's `search` API return: the ranking and, per hit,
+        what a shop page shows."""
+        return {
+            "model": self.model,
+            "scope": self.scope,
+            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
+            "results": [{key: getattr(hit, key) for key in SUMMARY_HIT_KEYS} for hit in self.results],
+            "timings_ms": self.timings_ms,
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "scope": self.scope,
+            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
+            "results": [hit.to_dict() for hit in self.results],
+            "timings_ms": self.timings_ms,
+        }
