@@ -56,6 +56,7 @@ def run_build(args: argparse.Namespace) -> int:
         read_text=args.read_text,
     )
     accuracy, store, update = report["head"]["held_out_accuracy"], report["store"], report.get("update")
+    words = report.get("words")
     lines = [
         f"indexed {report['items']} photos in {len(report['counts'])} categories into {args.out} "
         f"({report['build_seconds']} s, {report['images_per_second']} img/s, {report['cache_hits']} cached)",
@@ -63,6 +64,8 @@ def run_build(args: argparse.Namespace) -> int:
         f"vectors in the {store['kind']} store"
         + (f" at {store['uri']}, collection {store['collection']}" if store["uri"] else ""),
         *([f"update: kept {update['kept']}, added {update['added']}, removed {update['removed']}"] if update else []),
+        *([f"printed words on {words['with_words']} of {words['items']} photos ({words['reused']} kept from the "
+           f"index, {words['cached']} from the cache, the rest read)"] if words else []),
         f"skipped {report['skipped_count']} unreadable files",
         *(f"  {skipped['path']}: {skipped['reason']}" for skipped in report["skipped"]),
     ]

@@ -317,9 +317,9 @@ def build_index(
         if read_text is None:
             read_text = bool(previous and previous.manifest.get("words"))
         if read_text:
-            known = printed_words.reusable(previous.folder, previous.manifest.get("words")) if previous else None
+            read_before = printed_words.reusable(previous.folder, previous.manifest.get("words")) if previous else None
             paths = [it.path for it in embedded.items]
-            report["words"] = printed_words.write_words(building, ids, paths, embedded.digests, known)
+            report["words"] = printed_words.write_words(building, ids, paths, embedded.digests, read_before, show_bar)
         new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
         seconds = time.perf_counter() - started
         report.update(build_seconds=round(seconds, 2), images_per_second=round(len(items) / seconds, 2))

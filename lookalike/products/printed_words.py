@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache
 from lookalike.images.loading import ImageError, load_image
@@ -97,11 +98,13 @@ def write_words(
     paths: Sequence[Path],
     digests: Sequence[str],
     previous: dict[int, frozenset[str]] | None = None,
+    show_bar: bool = False,
 ) -> dict:
     """Read each item's photo into `folder`/words.json; returns the manifest entry. Only photos never read
     before are read: `previous` (an update: unchanged photos keep their ids) supplies the items it holds, and
     the cache the photos any build on this machine read (by content, `digests`: rebuilding after a retrained
-    backbone reads nothing again). The cache is the embeddings' (a record of words, an empty vector)."""
+    backbone reads nothing again). The cache is the embeddings' (a record of words, an empty vector). Reading
+takes minutes for thousands of photos, hence `show_bar`."""
     previous = previous or {}
     cache = EmbeddingCache("printed_words", SETTINGS, 0)
     cached = cache.get_many(digests)
@@ -119,7 +122,8 @@ def write_words(
         return found
 
     with ThreadPoolExecutor(THREADS) as pool:
-        found = list(pool.map(read, paths, ids, digests))
+        reads = pool.map(read, paths, ids, digests)
+        found = list(tqdm(reads, total=len(paths), desc="reading words", unit="img", disable=not show_bar))
     (folder / FILE).write_text(json.dumps({str(item): item_words for item, item_words in zip(ids, found, strict=True)}))
     reused = sum(int(item) in previous for item in ids)
     from_cache = sum(int(item) not in previous and digest in cached for item, digest in zip(ids, digests, strict=True))
