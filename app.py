@@ -179,7 +179,8 @@ def make_search(services: Services) -> Callable:
             result = services.searcher.search_vector(query_state[0], int(top_k), scope, query_state[1])
         labels = {label: prob for label, prob in result.categories}
         details = [hit.to_dict() for hit in result.results]
-        return labels, _gallery(result), "Select an item to see its details.", details, query_state
+        read = "" if result.words is None else f" Words read on the photo: {', '.join(result.words) or 'none legible'}."
+        return labels, _gallery(result), "Select an item to see its details." + read, details, query_state
 
     return search, rerank
 

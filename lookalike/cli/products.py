@@ -37,7 +37,9 @@ def run_search(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     payload = _searcher(args.index).search(image, args.top_k, args.scope, args.rerank, args.read_text).summary()
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
-    lines = [f"categories: {guess}"] + [
+    read = payload["words"]
+    lines = [f"categories: {guess}"] + ([f"words read on the photo: {', '.join(read) or '(none legible)'}"]
+                                        if read is not None else []) + [
         f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}{_matches(hit['inliers'])}"
         for hit in payload["results"]
     ]

@@ -50,6 +50,7 @@ class SearchResult:
     categories: list[tuple[str, float]]
     results: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    words: list[str] | None = None  # read on the query photo, for the category; None when it was not read
 
     def summary(self) -> dict:
         """What `lookalike search --json` and the app's `search` API return: the ranking and, per hit,
@@ -60,6 +61,7 @@ class SearchResult:
             "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
             "results": [{key: getattr(hit, key) for key in SUMMARY_HIT_KEYS} for hit in self.results],
             "timings_ms": self.timings_ms,
+            "words": self.words,
         }
 
     def to_dict(self) -> dict:
@@ -69,4 +71,5 @@ class SearchResult:
             "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
             "results": [hit.to_dict() for hit in self.results],
             "timings_ms": self.timings_ms,
+            "words": self.words,
         }

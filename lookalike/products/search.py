@@ -199,7 +199,8 @@ class ProductSearcher:
         rows = self.index.rows.get(found.ids)
         pairs = zip(rows, found.cosines, inliers, strict=True)
         hits = [self._hit(rank, row, float(cosine), int(count)) for rank, (row, cosine, count) in enumerate(pairs, 1)]
-        return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings)
+        words = None if cues.words is None else sorted(cues.words)
+        return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings, words)
 
     def _verify(self, found: Found, verification: spatial.Verification) -> tuple[Found, np.ndarray]:
         """The first TOP_N hits matched against the query's keypoints, all hits re-ordered; each hit's

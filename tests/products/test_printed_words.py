@@ -103,6 +103,7 @@ def test_search_reads_the_query_and_its_words_vote(
     for category, prob in read.categories:  # blended after the other votes, at its weight
         assert prob == pytest.approx((1 - weight) * dict(unread.categories)[category] + weight * vote[category])
     assert read.categories[0][0] == "oat-milk"
+    assert "HAVREDRYCK" in read.words and read.summary()["words"] == read.words and unread.words is None
     assert searcher.categorize(vector, cues)[: len(read.categories)] == read.categories  # what search ranked
 
 
