@@ -29,7 +29,7 @@ from gradio.data_classes import FileData
 from lookalike.faces.verify import FaceVerifier
 from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import REPO_ROOT
-from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html
+from lookalike.presentation import draw_boxes, faces_note, hit_caption, hit_details, verdict_html, words_read
 from lookalike.products.search import DEFAULT_RERANK, DEFAULT_SCOPE, SCOPES, ProductSearcher
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg, list_face_models
 
@@ -179,7 +179,7 @@ def make_search(services: Services) -> Callable:
             result = services.searcher.search_vector(query_state[0], int(top_k), scope, query_state[1])
         labels = {label: prob for label, prob in result.categories}
         details = [hit.to_dict() for hit in result.results]
-        read = "" if result.words is None else f" Words read on the photo: {', '.join(result.words) or 'none legible'}."
+        read = "" if result.words is None else f" {words_read(result.words)}."
         return labels, _gallery(result), "Select an item to see its details." + read, details, query_state
 
     return search, rerank

@@ -32,6 +32,11 @@ def hit_caption(
     return " · ".join(parts)
 
 
+def words_read(words: Sequence[str]) -> str:
+    """The words read on a query photo (they voted for its category), for the search command and the app."""
+    return f"Words read on the photo: {', '.join(words) or 'none legible'}"
+
+
 def hit_details(fields: dict[str, object]) -> str:
     """Markdown table of one catalog item, for the panel shown when a gallery item is selected."""
     rows = [f"| {key} | {html.escape(str(value))} |" for key, value in fields.items() if value not in (None, "")]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lookalike.cli.main import UserError, print_result
 from lookalike.images.loading import ImageError, load_image
+from lookalike.presentation import words_read
 from lookalike.products.build import DEFAULT_TREES, ENGINES
 from lookalike.products.catalog import attach_metadata, from_manifest, read_catalog
 from lookalike.products.heads import NeighbourVote
@@ -38,8 +39,7 @@ def run_search(args: argparse.Namespace) -> int:
     payload = _searcher(args.index).search(image, args.top_k, args.scope, args.rerank, args.read_text).summary()
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     read = payload["words"]
-    lines = [f"categories: {guess}"] + ([f"words read on the photo: {', '.join(read) or '(none legible)'}"]
-                                        if read is not None else []) + [
+    lines = [f"categories: {guess}"] + ([words_read(read)] if read is not None else []) + [
         f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}{_matches(hit['inliers'])}"
         for hit in payload["results"]
     ]

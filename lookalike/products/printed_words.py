@@ -144,30 +144,31 @@ def stored_words(folder: Path) -> dict[int, frozenset[str]]:
 
 
 class WordTable:
-    """How often each category's catalog photos carry each word."""
+    """The words that vote (carried by MIN_PHOTOS catalog photos or more), each with the categories it points
+    to: its share of each category's photos, normalised. A word on every carton of a small category so
+    outweighs one on a few of a large one."""
 
     def __init__(self, items: dict[int, frozenset[str]], categories: dict[int, str]) -> None:
         """`items`: each item id's words (`stored_words`); `categories`: each item id's category."""
-        self.sizes = Counter(categories.values())
-        self.counts: dict[str, Counter] = {}
+        sizes = Counter(categories.values())
+        counts: dict[str, Counter] = {}
         for item, item_words in items.items():
             for word in item_words:
-                self.counts.setdefault(word, Counter())[categories[item]] += 1
+                counts.setdefault(word, Counter())[categories[item]] += 1
+        self.shares: dict[str, dict[str, float]] = {}
+        for word, carried in counts.items():
+            if sum(carried.values()) >= MIN_PHOTOS:
+                rates = {category: count / sizes[category] for category, count in carried.items()}
+                total = sum(rates.values())
+                self.shares[word] = {category: rate / total for category, rate in rates.items()}
 
     def vote(self, query_words: Iterable[str], classes: Sequence[str]) -> np.ndarray | None:
-        """The categories (in `classes` order) the query's words point to, or None when no word of the
-        query is carried by MIN_PHOTOS catalog photos. Each word counts by its share of each category's
-        photos, so a word on every carton of a small category outweighs one on a few of a large one."""
-        votes, voters = np.zeros(len(classes)), 0
-        for word in query_words:
-            carried = self.counts.get(word)
-            if carried is None or sum(carried.values()) < MIN_PHOTOS:
-                continue
-            share = np.array([carried[c] / self.sizes[c] if self.sizes[c] else 0.0 for c in classes])
-            if share.sum() > 0:
-                votes += share / share.sum()
-                voters += 1
-        return votes / voters if voters else None
+        """The categories (in `classes` order) the query's voting words point to, averaged; None when the
+        query has no voting word."""
+        voting = [self.shares[word] for word in query_words if word in self.shares]
+        if not voting:
+            return None
+        return np.mean([[share.get(category, 0.0) for category in classes] for share in voting], axis=0)
 
 
 def reusable(folder: Path, entry: dict | None) -> dict[int, frozenset[str]] | None:

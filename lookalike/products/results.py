@@ -65,11 +65,5 @@ class SearchResult:
         }
 
     def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "scope": self.scope,
-            "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
-            "results": [hit.to_dict() for hit in self.results],
-            "timings_ms": self.timings_ms,
-            "words": self.words,
-        }
+        """The summary with every field of each hit (its id and thumbnail too)."""
+        return {**self.summary(), "results": [hit.to_dict() for hit in self.results]}
