@@ -63,7 +63,7 @@ def _reader(threads: int):
         from rapidocr import RapidOCR  # here: an index without words never loads it
 
         engines[threads] = RapidOCR(params={
-            "Global.use_cls": False,  # upside-down packs are rare; the direction classifier costs a pass a line
+            "Global.use_cls": False,  # a pass a line for the same answers on the selection sets (README)
             "Global.log_level": "error",
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
