@@ -308,17 +308,17 @@ def build_index(
     replaced = previous.manifest if previous else _current_manifest(out)
     try:
         report["store"] = {**_write(building, embedded, ids, head, report, new_store, previous), "address": address}
+        paths = [it.path for it in embedded.items]
         if local_features is None:
             local_features = bool(previous and previous.manifest.get("local_features"))
         if local_features:
             stored = reusable(previous.folder, previous.manifest.get("local_features")) if previous else None
-            report["local_features"] = write_local_features(building, ids, [it.path for it in embedded.items], stored)
+            report["local_features"] = write_local_features(building, ids, paths, stored)
             del stored  # its memory maps, before the previous folder is deleted
         if read_text is None:
             read_text = bool(previous and previous.manifest.get("words"))
         if read_text:
             read_before = printed_words.reusable(previous.folder, previous.manifest.get("words")) if previous else None
-            paths = [it.path for it in embedded.items]
             report["words"] = printed_words.write_words(building, ids, paths, embedded.digests, read_before, show_bar)
         new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
         seconds = time.perf_counter() - started

@@ -20,7 +20,7 @@ nearest photos it averages in are too often another product).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -128,10 +128,10 @@ class Verification:
         self,
         query: LocalFeatures,
         lookup: Callable[[Sequence[int]], Sequence[LocalFeatures | None]],
-        known: dict[int, int] | None = None,
+        known: Iterable[tuple[int, int]] = (),
     ):
-        """`known`: counts found earlier for this query (`known()`), not matched again."""
-        self.query, self._lookup, self._counts = query, lookup, dict(known or {})
+        """`known`: (item id, count) pairs found earlier for this query (`known()`), not matched again."""
+        self.query, self._lookup, self._counts = query, lookup, dict(known)
 
     def counts(self, ids: Sequence[int]) -> np.ndarray:
         """Inlier counts of the items `ids` (0 for an item without stored features)."""

@@ -145,7 +145,7 @@ class ProductSearcher:
     def _verification(self, cues: QueryCues) -> spatial.Verification | None:
         if cues.keypoints is None or self.local is None:
             return None
-        return spatial.Verification(cues.keypoints, self.local.get, dict(cues.inliers))
+        return spatial.Verification(cues.keypoints, self.local.get, cues.inliers)
 
     def _rank(
         self, vector: np.ndarray, verification: spatial.Verification | None, words: frozenset[str] | None = None

@@ -111,7 +111,7 @@ def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
     again = verification.counts([3, 1, 1])
     assert first[0] >= 60 and first[1:].tolist() == [0, 0]
     assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1, 2, 3]]
-    resumed = rerank.Verification(extract(milk), lookup, dict(verification.known()))  # a search re-run
+    resumed = rerank.Verification(extract(milk), lookup, verification.known())  # a search re-run
     assert resumed.counts([2, 1]).tolist() == [0, first[0]] and looked_up == [[1, 2, 3]]
 
 
