@@ -6,6 +6,7 @@ Each function returns table rows; `bench/run.py` puts them in the report.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,9 @@ from bench.ann import time_queries
 from bench.face_verify_latency import percentiles
 from bench.seed_bruteforce import seed_search, write_seed_db
 from lookalike.paths import data_dir
+from lookalike.products.index import read_head_views
 from lookalike.products.neighbours import mean_recall, nearest
+from lookalike.products.results import QueryCues
 
 if TYPE_CHECKING:
     from lookalike.products.search import ProductSearcher
@@ -46,27 +49,26 @@ def spread_paths(searcher: ProductSearcher, count: int) -> list[str]:
     return paths[:: max(1, len(paths) // count)][:count]
 
 
-def _query_vectors(vectors: np.ndarray, count: int) -> np.ndarray:
-    return vectors[np.linspace(0, len(vectors) - 1, count).astype(int)]
-
-
 def seed_vs_index(index_dir: Path, tmp: Path, runs: int) -> list[dict]:
     """Seed's SQLite brute force vs the searcher on the same query vectors; ratio of p50 latencies."""
     from lookalike.products.search import ProductSearcher
 
     searcher = ProductSearcher.load(index_dir)
-    _, vectors = searcher.index.store.vectors()
-    queries = _query_vectors(vectors, runs)
+    ids, vectors = searcher.index.store.vectors()
+    picks = np.linspace(0, len(vectors) - 1, runs).astype(int)
+    queries = vectors[picks]
     _, truth = nearest(vectors, queries, 30)
     db = write_seed_db(vectors, tmp / "seed.sqlite")
+    views = read_head_views(searcher.index.folder) if searcher.view is not None else {}  # what its head reads
+    cues = {int(pick): QueryCues(view=views.get(int(ids[pick]))) for pick in picks}
+
+    def ours(scope: str) -> Callable[[int], list[int]]:
+        return lambda pick: [h.id for h in searcher.search_vector(vectors[pick], 30, scope, cues[pick]).results]
+
     measured = {
         "seed: SQLite read + brute-force Euclidean": time_queries(lambda q: seed_search(db, q, 30), queries),
-        "ours, scope all: Annoy + exact re-rank": time_queries(
-            lambda q: [h.id for h in searcher.search_vector(q, 30, "all").results], queries
-        ),
-        "ours, scope category (the app's default)": time_queries(
-            lambda q: [h.id for h in searcher.search_vector(q, 30, "category").results], queries
-        ),
+        "ours, scope all: Annoy + exact re-rank": time_queries(ours("all"), picks),
+        "ours, scope category (the app's default)": time_queries(ours("category"), picks),
     }
     seed_p50 = float(np.percentile(measured["seed: SQLite read + brute-force Euclidean"][1], 50))
     rows = []

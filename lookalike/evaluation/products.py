@@ -31,6 +31,7 @@ from lookalike.images.loading import load_image
 from lookalike.products.catalog import CatalogItem
 from lookalike.products.embedding import embed_catalog
 from lookalike.products.neighbours import recall_of
+from lookalike.products.results import QueryCues
 from lookalike.products.search import DEFAULT_SCOPE, ProductSearcher
 
 WARM_UP_QUERIES = 3
@@ -41,13 +42,19 @@ T = TypeVar("T")
 
 def quality(
     searcher: ProductSearcher, items: list[CatalogItem], vectors: np.ndarray, top_k: int, scope: str,
-    rerank: bool = False, read_text: bool = False,
+    rerank: bool = False, read_text: bool = False, views: np.ndarray | None = None,
 ) -> dict:
+    """The quality figures of the module doc; `views`: the queries' vectors from the head's second backbone
+    (an index whose head has one)."""
     in_index = Counter(row["category"] for row in searcher.index.rows)
     product_ids = {row["product_id"] for row in searcher.index.rows if row["product_id"]}
     top1, p10, ap30, recall, product_ranks = [], [], [], [], []
-    for item, vector in zip(items, vectors, strict=True):
-        cues = searcher.query_cues(load_image(item.path), vector, rerank, read_text) if rerank or read_text else None
+    for i, (item, vector) in enumerate(zip(items, vectors, strict=True)):
+        view = None if views is None else views[i]
+        if rerank or read_text:  # cues from the photo
+            cues = searcher.query_cues(load_image(item.path), vector, rerank, read_text, view)
+        else:
+            cues = QueryCues(view=view)
         result = searcher.search_vector(vector, max(top_k, RECALL_K), scope, cues)
         hits, predicted = result.results[:top_k], result.categories[0][0]
         relevant = [hit.category == item.category for hit in hits]
@@ -114,6 +121,7 @@ def evaluate(
     embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
+    views = None if searcher.view is None else embed_catalog(embedded.items, searcher.view, show_bar=show_bar).vectors
     return {
         "model": searcher.model,
         "scope": scope,
@@ -121,7 +129,7 @@ def evaluate(
         "read_text": read_text,
         "top_k": top_k,
         "queries": len(embedded.items),
-        **quality(searcher, embedded.items, embedded.vectors, top_k, scope, rerank, read_text),
+        **quality(searcher, embedded.items, embedded.vectors, top_k, scope, rerank, read_text, views),
         **latency(searcher, embedded.items, top_k, scope, latency_queries, rerank, read_text),
         "skipped": embedded.skipped,
     }

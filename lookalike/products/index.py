@@ -5,6 +5,8 @@
                       which vector store holds the vectors (`lookalike.products.stores`)
       catalog.sqlite  one row per indexed photo, keyed by its stable item id (the metadata store)
       head.npz        the category head
+      head_views.npz  item ids and their vectors from the head's second backbone, if it has one: what an
+                      update refits the head on without embedding the kept photos again (search needs none)
       thumbs/<id>.jpg gallery thumbnails
       annoy/ or milvus/   the vectors, when the store lives in the folder (a Milvus server holds its own)
 
@@ -23,13 +25,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lookalike.products.heads import CategoryHead
 from lookalike.products.mlp_head import MlpCategoryHead, load_head
 from lookalike.products.stores import VectorStore, open_store
 
 FORMAT = "lookalike.product-index/2"  # 2: item ids and a pluggable vector store
 THUMBNAILS = "thumbs"  # folder of <id>.jpg
+HEAD_VIEWS = "head_views.npz"
 ROW_FIELDS = ("id", "path", "category", "title", "price", "url", "product_id", "width", "height", "sha256")
+
+
+def read_head_views(folder: Path) -> dict[int, np.ndarray]:
+    """Item id -> its vector from the head's second backbone (`HEAD_VIEWS`). Raises OSError, ValueError or
+    KeyError when the file is missing or damaged."""
+    with np.load(Path(folder) / HEAD_VIEWS, allow_pickle=False) as stored:
+        return dict(zip(stored["ids"].tolist(), stored["vectors"], strict=True))
 
 
 class IndexMissingError(FileNotFoundError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from lookalike.products import rerank as spatial
 
 SUMMARY_HIT_KEYS = (
@@ -16,12 +18,14 @@ SUMMARY_HIT_KEYS = (
 class QueryCues:
     """What a query photo offers beside its vector, each when the index can use it: its keypoints (an index
     with local features, re-ranking on), the words printed on it (an index with words, reading on, and the
-    other cues unsure of the category) and the inlier counts already found (item id, count), so re-running
-    the search from these cues verifies no candidate twice."""
+    other cues unsure of the category), the inlier counts already found (item id, count), so re-running
+    the search from these cues verifies no candidate twice, and its vector from the second backbone the
+    category head reads (an index whose head has a `view`)."""
 
     keypoints: spatial.LocalFeatures | None = None
     words: frozenset[str] | None = None
     inliers: tuple[tuple[int, int], ...] = ()
+    view: np.ndarray | None = None
 
 
 @dataclass

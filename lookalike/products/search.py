@@ -5,7 +5,8 @@ d = sqrt(2 - 2 cos). Each hit reports that `distance` and `similarity = 1 - d^2 
 the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unrelated, 0: opposite).
 
 Categories. The index's head gives probabilities, blended with a vote of the query's nearest catalog
-photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone).
+photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone). A head
+with a second view (`heads.head_input`) also reads the query's vector from that backbone (`QueryCues.view`).
 
 Spatial re-ranking. An index built with local features (`--local-features`) can verify the first
 `rerank.TOP_N` hits: SIFT keypoints of the query matched against each candidate's, kept when one homography
@@ -44,7 +45,7 @@ from PIL import Image
 from lookalike.images.loading import ImageSource, load_image
 from lookalike.products import printed_words
 from lookalike.products import rerank as spatial
-from lookalike.products.heads import NeighbourVote, ranking
+from lookalike.products.heads import NeighbourVote, head_input, ranking
 from lookalike.products.index import LoadedIndex, load_index
 from lookalike.products.local_features import LocalFeatureTable
 from lookalike.products.neighbours import nearest
@@ -76,8 +77,15 @@ class ProductSearcher:
         >>> [(hit.category, hit.similarity) for hit in result.results[:3]]
     """
 
-    def __init__(self, index: LoadedIndex, embedder: ProductEmbedder) -> None:
+    def __init__(self, index: LoadedIndex, embedder: ProductEmbedder, view: ProductEmbedder | None = None) -> None:
+        """`view`: the head's second backbone, made from the manifest when the head has one and none is given."""
         self.index, self.embedder = index, embedder
+        view_config = index.manifest["head"].get("view")
+        if view is None and view_config:
+            from model_zoo.product_embedders import create_embedder
+
+            view = create_embedder(**view_config)
+        self.view = view if view_config else None
         self._exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # eval's reference, on demand
         self.vote = NeighbourVote(**index.manifest.get("neighbour_vote", {"weight": 0.0}))
         self._head_class = {category: i for i, category in enumerate(index.head.classes)}  # probs columns
@@ -89,12 +97,12 @@ class ProductSearcher:
 
     @classmethod
     def load(cls, index_dir: str | Path, embedder: ProductEmbedder | None = None) -> ProductSearcher:
-        """Load an index and the embedder it was built with.
+        """Load an index and the embedder it was built with (and its head's second backbone, if any).
 
         Raises:
             IndexMissingError: no index at `index_dir`.
             IndexCorruptError: a file of the index is damaged or missing (the message names it).
-            WeightsUnavailableError: the embedder's weights cannot be loaded here.
+            WeightsUnavailableError: the embedders' weights cannot be loaded here.
         """
         from model_zoo.product_embedders import create_embedder
 
@@ -140,7 +148,7 @@ class ProductSearcher:
         and, given the query's `cues`, with the verified items' vote (keypoints, an index with local
         features) and the printed words' vote (words, an index with words)."""
         cues = cues or QueryCues()
-        return self._rank(vector, self._verification(cues), cues.words)
+        return self._rank(vector, cues, self._verification(cues))
 
     def _verification(self, cues: QueryCues) -> spatial.Verification | None:
         if cues.keypoints is None or self.local is None:
@@ -148,9 +156,14 @@ class ProductSearcher:
         return spatial.Verification(cues.keypoints, self.local.get, cues.inliers)
 
     def _rank(
-        self, vector: np.ndarray, verification: spatial.Verification | None, words: frozenset[str] | None = None
+        self, vector: np.ndarray, cues: QueryCues, verification: spatial.Verification | None
     ) -> list[tuple[str, float]]:
-        probs = self.index.head.predict_proba(vector)
+        if self.view is not None and cues.view is None:
+            raise ValueError(
+                f"this index's category head also reads the query's {self.view.name} vector: search with the "
+                "photo, or pass the cues `query_cues` gives"
+            )
+        probs = self.index.head.predict_proba(head_input(vector, cues.view if self.view is not None else None))
         voters = self.vote.k if self.vote.weight > 0 else 0
         pool = max(voters, spatial.TOP_N) if verification is not None else voters
         if pool:  # one store query serves both votes: the nearest `voters` and the verified TOP_N
@@ -160,8 +173,8 @@ class ProductSearcher:
             if verification is not None:
                 counts = verification.counts(found.ids[: spatial.TOP_N])
                 probs = spatial.category_vote(probs[0], labels[: spatial.TOP_N], counts)[None]
-        if words is not None and self.words is not None:
-            probs = printed_words.category_vote(probs[0], self.words.vote(words, self.index.head.classes))[None]
+        if cues.words is not None and self.words is not None:
+            probs = printed_words.category_vote(probs[0], self.words.vote(cues.words, self.index.head.classes))[None]
         return ranking(self.index.head.classes, probs[0])
 
     def search_vector(
@@ -180,7 +193,7 @@ class ProductSearcher:
         start = time.perf_counter()
         cues = cues or QueryCues()
         verification = self._verification(cues)
-        ranking = self._rank(vector, verification, cues.words)
+        ranking = self._rank(vector, cues, verification)
         timings["categorize"] = _ms(start)
         category = self._scope(scope, ranking[0][0])
         start = time.perf_counter()
@@ -248,26 +261,30 @@ class ProductSearcher:
         self, image: ImageSource, rerank: bool | None = None, read_text: bool | None = None
     ) -> tuple[np.ndarray, QueryCues]:
         """The query's vector and its cues (keypoints when its hits are to be verified, words when they are
-        to be read); keep both to re-run `search_vector` without the photo. One after the other: extracting
-        in a thread while the network ran took the network from 25 to 75 ms (its two threads wait for each
-        other when one core is taken)."""
+        to be read, the head's second view when it has one); keep both to re-run `search_vector` without the
+        photo. One after the other: extracting in a thread while the network ran took the network from 25 to
+        75 ms (its two threads wait for each other when one core is taken)."""
         photo = load_image(image)
         vector = self.embedder.embed([photo])[0]
         return vector, self.query_cues(photo, vector, rerank, read_text)
 
     def query_cues(
-        self, photo: Image.Image, vector: np.ndarray, rerank: bool | None = None, read_text: bool | None = None
+        self, photo: Image.Image, vector: np.ndarray, rerank: bool | None = None, read_text: bool | None = None,
+        view: np.ndarray | None = None,
     ) -> QueryCues:
         """The cues of a decoded query photo (its `vector` too) that search will use (`wants_rerank`,
-        `wants_text`). The words are read only when every other cue leaves the first category under
-        `printed_words.READ_BELOW`: reading costs ~0.3 s, and a sure ranking does not need it."""
+        `wants_text`, the head's second view unless given as `view`). The words are read only when every
+        other cue leaves the first category under `printed_words.READ_BELOW`: reading costs ~0.3 s, and a
+        sure ranking does not need it."""
+        if self.view is not None and view is None:
+            view = self.view.embed([photo])[0]
         keypoints = spatial.extract(photo) if self.wants_rerank(rerank) else None
         if not self.wants_text(read_text):
-            return QueryCues(keypoints)
+            return QueryCues(keypoints, view=view)
         verification = self._verification(QueryCues(keypoints))
-        unsure = self._rank(vector, verification)[0][1] < printed_words.READ_BELOW
+        unsure = self._rank(vector, QueryCues(view=view), verification)[0][1] < printed_words.READ_BELOW
         words = printed_words.read_words(photo) if unsure else None
-        return QueryCues(keypoints, words, verification.known() if verification else ())
+        return QueryCues(keypoints, words, verification.known() if verification else (), view)
 
     def wants_rerank(self, rerank: bool | None) -> bool:
         """Whether to verify hits: `rerank`, or DEFAULT_RERANK when None, on an index with local features."""

@@ -112,8 +112,8 @@ def test_a_query_is_read_only_when_the_other_cues_are_unsure(
 ) -> None:
     index, _ = worded_index
     searcher, photo = ProductSearcher.load(index), pack("HAVREDRYCK", 7)
-    vector = searcher.embed_query(photo, read_text=False)[0]
-    first = searcher.categorize(vector)[0][1]
+    vector, cues = searcher.embed_query(photo, read_text=False)
+    first = searcher.categorize(vector, cues)[0][1]
     monkeypatch.setattr(printed_words, "READ_BELOW", first)  # sure enough: not read
     assert searcher.query_cues(photo, vector).words is None
     monkeypatch.setattr(printed_words, "READ_BELOW", first + 1e-6)  # just unsure: read

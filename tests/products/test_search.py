@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import numpy as np
 import pytest
 
 from lookalike.cli import main as cli
-from lookalike.products.build import build_index
+from lookalike.products.build import DEFAULT_HEAD_MODEL, build_index
 from lookalike.products.catalog import from_manifest
 from lookalike.products.heads import NeighbourVote
-from lookalike.products.index import IndexCorruptError, IndexMissingError, backup_dir
+from lookalike.products.index import HEAD_VIEWS, IndexCorruptError, IndexMissingError, backup_dir, read_head_views
 from lookalike.products.search import ProductSearcher
 from lookalike.products.stores import annoy_store
 
@@ -83,6 +84,30 @@ def test_rebuild_reuses_cached_embeddings(catalog: Path, tmp_path: Path) -> None
     assert report["cache_hits"] == report["items"]
 
 
+def test_category_head_reads_the_second_backbones_view(index: Path, catalog: Path, data_root: Path,
+                                                       tmp_path: Path) -> None:
+    searcher = ProductSearcher.load(index)
+    searcher.vote = NeighbourVote(weight=0.0)  # the head's own probabilities
+    assert searcher.index.manifest["head"]["view"] == searcher.view.config
+    assert searcher.view.name == DEFAULT_HEAD_MODEL != searcher.embedder.name
+    assert searcher.index.head.coef.shape[1] == searcher.embedder.dim + searcher.view.dim
+    photo = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
+    vector, cues = searcher.embed_query(photo)
+    np.testing.assert_allclose(cues.view, searcher.view.embed([photo])[0], atol=1e-5)
+    joined = np.concatenate([vector, cues.view]) / np.sqrt(2.0)
+    assert np.linalg.norm(joined) == pytest.approx(1.0, abs=1e-5)
+    expected = dict(zip(searcher.index.head.classes, searcher.index.head.predict_proba(joined)[0], strict=True))
+    assert dict(searcher.categorize(vector, cues)) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match=DEFAULT_HEAD_MODEL):  # a vector alone is not what this head reads
+        searcher.categorize(vector)
+
+    build_index(catalog, tmp_path / "plain", head_model="none", **FAST)
+    plain = ProductSearcher.load(tmp_path / "plain")
+    assert plain.view is None and "view" not in plain.index.manifest["head"]
+    assert plain.index.head.coef.shape[1] == plain.embedder.dim
+    assert plain.categorize(vector)[0][0] == plain.search(photo).categories[0][0]
+
+
 def test_overlapped_decoding_embeds_like_one_photo_at_a_time(index: Path) -> None:
     """The build decodes in threads, batches ahead of the network: same vectors, same order, as embedding
     each photo alone."""
@@ -127,14 +152,14 @@ def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) 
 
 def test_blend_scope_ranks_by_similarity_times_category_probability(index: Path, data_root: Path) -> None:
     searcher = ProductSearcher.load(index)
-    vector, _ = searcher.embed_query(sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1])
-    ranking = searcher.categorize(vector)
-    result = searcher.search_vector(vector, 20, "blend")
+    vector, cues = searcher.embed_query(sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1])
+    ranking = searcher.categorize(vector, cues)
+    result = searcher.search_vector(vector, 20, "blend", cues)
     scores = [hit.similarity * dict(ranking)[hit.category] for hit in result.results]
     assert len(scores) == 20 and scores == sorted(scores, reverse=True)
     assert len({hit.category for hit in result.results}) > 1  # 20 of 24 items: other categories follow
     assert [hit.id for hit in result.results] == searcher.exact_ids(vector, 20, "blend", ranking)
-    plain = searcher.search_vector(vector, 20, "all")
+    plain = searcher.search_vector(vector, 20, "all", cues)
     assert [h.similarity for h in plain.results] != [h.similarity for h in result.results]
 
 
@@ -142,7 +167,8 @@ def test_search_vector_matches_search(index: Path, data_root: Path) -> None:
     searcher = ProductSearcher.load(index)
     query = sorted((data_root / "products" / "milk").glob("*.jpg"))[-1]
     direct = searcher.search(query, top_k=6, scope="all")
-    again = searcher.search_vector(searcher.embed_query(query)[0], top_k=6, scope="all")
+    vector, cues = searcher.embed_query(query)
+    again = searcher.search_vector(vector, top_k=6, scope="all", cues=cues)
     assert [h.id for h in direct.results] == [h.id for h in again.results]
 
 
@@ -163,6 +189,23 @@ def test_failed_build_leaves_previous_index_unchanged(index: Path, catalog: Path
     assert _digests(index) == before
     assert not list(index.parent.glob(f".{index.name}.building-*"))
     assert len(ProductSearcher.load(index).index.rows) == len(CATEGORIES) * PER_CATEGORY
+
+
+def test_update_embeds_the_head_views_again_when_their_file_is_damaged(
+    index: Path, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    (copy / HEAD_VIEWS).write_bytes(b"damaged")
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "empty-cache"))  # nothing from the cache either
+    with caplog.at_level(logging.WARNING):
+        report = build_index(catalog, copy, update=True, show_bar=False)
+    assert "head views cannot be read" in caplog.text
+    assert report["head"]["view"] == json.loads((index / "manifest.json").read_text())["head"]["view"]
+    original, again = read_head_views(index), read_head_views(copy)
+    assert again.keys() == original.keys()
+    for item_id, view in original.items():
+        np.testing.assert_allclose(again[item_id], view, atol=1e-5)
 
 
 def test_swap_interrupted_between_renames_still_loads(index: Path, tmp_path: Path) -> None:
@@ -249,8 +292,8 @@ def test_neighbour_vote_is_recorded_and_blended_into_the_ranking(index: Path, da
     voting = ProductSearcher.load(index)
     head_only = ProductSearcher.load(index)
     head_only.vote = NeighbourVote(weight=0.0)
-    vector, _ = voting.embed_query(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
-    blended, plain = dict(voting.categorize(vector)), dict(head_only.categorize(vector))
+    vector, cues = voting.embed_query(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
+    blended, plain = dict(voting.categorize(vector, cues)), dict(head_only.categorize(vector, cues))
     assert sum(blended.values()) == pytest.approx(1.0) and set(blended) == set(CATEGORIES)
     assert blended != plain  # the five nearest catalog photos moved the probabilities
 

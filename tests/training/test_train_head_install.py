@@ -85,8 +85,10 @@ def test_train_head_writes_the_report_and_installs_a_head_search_uses(catalog: P
     manifest = json.loads((index_dir / "manifest.json").read_text())
     assert manifest["head"]["kind"] == "train-head"
     assert manifest["head"]["replaced"]["kind"] == "logistic_regression"
+    assert "view" in manifest["head"]["replaced"] and "view" not in manifest["head"]  # it reads the index's vectors
     installed = load_head(out / "head.npz")
     searcher = ProductSearcher(load_index(index_dir), embedder)
+    assert searcher.view is None
     searcher.vote = NeighbourVote(weight=0.0)  # compare the installed head's own probabilities
     vector = embedder.embed([Image.new("RGB", (8, 8), COLOURS["green"])])[0]
     categories = searcher.search_vector(vector, top_k=5).categories
