@@ -11,7 +11,8 @@ catalog lacks cannot be found, so it is not counted).
 With re-ranking (`rerank`, by default as search decides: on for an index with local features), each
 query's first hits are verified and re-ordered as search does (`lookalike.products.rerank`), its keypoints
 extracted from its photo; `rerank=False` scores the plain vector search of the same index. Likewise an index
-with printed words reads each query's words (`read_text`, on by default for such an index).
+with printed words reads each query's words (`read_text`, on by default for such an index). An index whose
+category head reads a second backbone's view embeds the queries with that backbone too, cached the same way.
 
 Latency is timed on `latency_queries` queries spread evenly over the set, one at a time as a user
 sends them: decode -> embed -> head -> Annoy -> exact re-rank, after a few warm-up queries.

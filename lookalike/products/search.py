@@ -345,7 +345,7 @@ def search(
     Raises:
         ImageError: the photo cannot be read (not an image, truncated, too large).
         IndexMissingError, IndexCorruptError: no index at `index`, or a damaged one.
-        WeightsUnavailableError: the index's embedder cannot be loaded here.
+        WeightsUnavailableError: the index's embedder, or its head's second backbone, cannot be loaded here.
         ValueError: top_k below 1, an unknown scope, rerank on an index without local features, or
             read_text on an index without words.
 
