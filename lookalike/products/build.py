@@ -197,20 +197,25 @@ def _swap_in(building: Path, out: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def _head_views(
-    embedded: EmbeddedCatalog, embedder: ProductEmbedder, head_model: str | None, previous: Previous | None,
-    device: str | None, show_bar: bool, engine: Engine,
-) -> tuple[dict | None, np.ndarray | None]:
-    """The second backbone's config and its vector of every embedded photo, or (None, None) without one (no
-    `head_model`, or the index's own model). An update keeps the previous index's choice."""
+def _view_embedder(
+    embedder: ProductEmbedder, head_model: str | None, previous: Previous | None, device: str | None
+) -> ProductEmbedder | None:
+    """The head's second backbone, made before any photo is embedded so a wrong name fails at once; None
+    without one (no `head_model`, or the index's own model). An update keeps the previous index's choice."""
     from model_zoo.product_embedders import create_embedder
 
     if previous is not None:
         config = previous.manifest["head"].get("view")
-        view = create_embedder(**config, device=device) if config else None
-    else:
-        wanted = head_model not in (None, "none") and head_model != embedder.name
-        view = create_embedder(head_model, device=device) if wanted else None
+        return create_embedder(**config, device=device) if config else None
+    wanted = head_model not in (None, "none") and head_model != embedder.name
+    return create_embedder(head_model, device=device) if wanted else None
+
+
+def _head_views(
+    embedded: EmbeddedCatalog, view: ProductEmbedder | None, previous: Previous | None, show_bar: bool,
+    engine: Engine,
+) -> tuple[dict | None, np.ndarray | None]:
+    """The second backbone's config and its vector of every embedded photo, or (None, None) without one."""
     if view is None:
         return None, None
     known = previous.known_views if previous else None
@@ -319,6 +324,7 @@ def build_index(
 
         embedder = (create_embedder(**previous.manifest["embedder"], device=device) if previous
                     else create_embedder(model, weights, size=size, flip=flip, device=device))
+    view_embedder = _view_embedder(embedder, head_model, previous, device)
     known = previous.known if previous else None
     preload()
     runner = _engine(engine, ray_address)
@@ -328,7 +334,7 @@ def build_index(
     ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
     labels = [item.category for item in embedded.items]
     vote = vote or NeighbourVote()
-    view, views = _head_views(embedded, embedder, head_model, previous, device, show_bar, runner)
+    view, views = _head_views(embedded, view_embedder, previous, show_bar, runner)
     accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote, views=views)
     head = CategoryHead.fit(head_input(embedded.vectors, views), labels, start=start)
     report = {

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 
 from lookalike.cli import main as cli
+from lookalike.products import build as build_module
 from lookalike.products.build import DEFAULT_HEAD_MODEL, build_index
 from lookalike.products.catalog import from_manifest
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.index import HEAD_VIEWS, IndexCorruptError, IndexMissingError, backup_dir, read_head_views
 from lookalike.products.search import ProductSearcher
 from lookalike.products.stores import annoy_store
+from model_zoo.registry import UnknownModelError
 
 CATEGORIES = ("milk", "sunglasses", "watches")
 PER_CATEGORY = 8
@@ -189,6 +191,15 @@ def test_failed_build_leaves_previous_index_unchanged(index: Path, catalog: Path
     assert _digests(index) == before
     assert not list(index.parent.glob(f".{index.name}.building-*"))
     assert len(ProductSearcher.load(index).index.rows) == len(CATEGORIES) * PER_CATEGORY
+
+
+def test_an_unknown_head_model_fails_before_any_photo_is_embedded(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build_module, "embed_catalog", lambda *args, **kwargs: pytest.fail("embedded first"))
+    with pytest.raises(UnknownModelError, match="nosuchmodel"):
+        build_index(catalog, tmp_path / "index", head_model="nosuchmodel", **FAST)
+    assert not (tmp_path / "index").exists()
 
 
 def test_update_embeds_the_head_views_again_when_their_file_is_damaged(
