@@ -30,7 +30,7 @@ import numpy as np
 from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_k
 from lookalike.images.loading import load_image
 from lookalike.products.catalog import CatalogItem
-from lookalike.products.embedding import embed_catalog
+from lookalike.products.embedding import embed_again, embed_catalog
 from lookalike.products.neighbours import recall_of
 from lookalike.products.results import QueryCues
 from lookalike.products.search import DEFAULT_SCOPE, ProductSearcher
@@ -122,7 +122,7 @@ def evaluate(
     embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
-    views = None if searcher.view is None else embed_catalog(embedded.items, searcher.view, show_bar=show_bar).vectors
+    views = None if searcher.view is None else embed_again(embedded, searcher.view, show_bar)
     return {
         "model": searcher.model,
         "scope": scope,

@@ -37,7 +37,7 @@ from lookalike.images.thumbnails import write_thumbnails
 from lookalike.products import index as product_index
 from lookalike.products import printed_words
 from lookalike.products.catalog import read_catalog
-from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_catalog, local_engine
+from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_again, embed_catalog, local_engine
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, head_input, held_out_accuracy, preload
 from lookalike.products.index import HEAD_VIEWS, THUMBNAILS, index_exists
 from lookalike.products.local_features import reusable, write_local_features
@@ -211,21 +211,6 @@ def _view_embedder(
     return create_embedder(head_model, device=device) if wanted else None
 
 
-def _head_views(
-    embedded: EmbeddedCatalog, view: ProductEmbedder | None, previous: Previous | None, show_bar: bool,
-    engine: Engine,
-) -> tuple[dict | None, np.ndarray | None]:
-    """The second backbone's config and its vector of every embedded photo, or (None, None) without one."""
-    if view is None:
-        return None, None
-    known = previous.known_views if previous else None
-    views = embed_catalog(embedded.items, view, show_bar=show_bar, known=known, engine=engine)
-    if len(views.items) != len(embedded.items):
-        unread = ", ".join(entry["path"] for entry in views.skipped)
-        raise ValueError(f"the head's second backbone ({view.name}) could not read {unread}")
-    return view.config, views.vectors
-
-
 def _engine(engine: str, ray_address: str | None) -> Engine:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -334,7 +319,10 @@ def build_index(
     ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
     labels = [item.category for item in embedded.items]
     vote = vote or NeighbourVote()
-    view, views = _head_views(embedded, view_embedder, previous, show_bar, runner)
+    views = None
+    if view_embedder is not None:
+        known_views = previous.known_views if previous else None
+        views = embed_again(embedded, view_embedder, show_bar, known_views, runner)
     accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote, views=views)
     head = CategoryHead.fit(head_input(embedded.vectors, views), labels, start=start)
     report = {
@@ -348,7 +336,8 @@ def build_index(
         "category_order": head.classes,
         "head": {"kind": "logistic_regression", "C": DEFAULT_C, "held_out_accuracy": accuracy["accuracy"],
                  "held_out_head_only_accuracy": accuracy["head_only_accuracy"],
-                 "held_out": accuracy["held_out"], "refit_on": len(labels), **({"view": view} if view else {})},
+                 "held_out": accuracy["held_out"], "refit_on": len(labels),
+                 **({"view": view_embedder.config} if view_embedder else {})},
         "neighbour_vote": asdict(vote),
         "catalog": str(manifest or catalog),
         "engine": engine,

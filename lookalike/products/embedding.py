@@ -141,3 +141,19 @@ def embed_catalog(
         skipped=skipped,
         cache_hits=sum(1 for item in kept if digests[item.path] in entries and digests[item.path] not in todo),
     )
+
+
+def embed_again(
+    embedded: EmbeddedCatalog,
+    embedder: ProductEmbedder,
+    show_bar: bool = True,
+    known: Callable[[Iterable[str]], dict[str, Entry]] | None = None,
+    engine: Engine = local_engine,
+) -> np.ndarray:
+    """Another embedder's vectors of photos already embedded once, row for row (a category head's second
+    view); a photo this embedder cannot read is an error, since the rows would no longer line up."""
+    again = embed_catalog(embedded.items, embedder, show_bar=show_bar, known=known, engine=engine)
+    if len(again.items) != len(embedded.items):
+        unread = ", ".join(entry["path"] for entry in again.skipped)
+        raise ValueError(f"{embedder.name} could not read {unread}, which the first embedder read")
+    return again.vectors
