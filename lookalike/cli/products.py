@@ -135,7 +135,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                              "vote for its category: for catalogs of printed packs")
     parser.add_argument("--head-model", default=DEFAULT_HEAD_MODEL,
                         help="a second product model whose vector of each photo the category head reads beside "
-                             "the index's own (~40 ms a query more for Lite2); none: the index's vectors alone")
+                             "the index's own (~27 ms a query more for Lite2); none: the index's vectors alone")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")

@@ -275,7 +275,7 @@ def build_index(
             packs. An update keeps the previous index's choice unless one is given, and reads new photos only.
         head_model: a second product model (`model_zoo.create_embedder` name) whose vector of each photo the
             category head reads beside the index's own (`heads.head_input`); search then runs it on each
-            query too (~40 ms for Lite2 on 2 cores). None or "none": the head reads the index's vectors
+            query too (~27 ms for Lite2 on 2 cores). None or "none": the head reads the index's vectors
             alone. An update keeps the previous index's choice.
         vote: the nearest-photo vote blended into the category ranking.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
