@@ -39,7 +39,7 @@ from lookalike.products import printed_words
 from lookalike.products.catalog import read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_again, embed_catalog, local_engine
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, head_input, held_out_accuracy, preload
-from lookalike.products.index import HEAD_VIEWS, THUMBNAILS, index_exists
+from lookalike.products.index import THUMBNAILS, index_exists
 from lookalike.products.local_features import reusable, write_local_features
 from lookalike.products.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
@@ -359,7 +359,7 @@ def build_index(
     try:
         report["store"] = {**_write(building, embedded, ids, head, report, new_store, previous), "address": address}
         if views is not None:
-            np.savez(building / HEAD_VIEWS, ids=np.asarray(ids, np.int64), vectors=views)
+            product_index.write_head_views(building, ids, views)
         paths = [it.path for it in embedded.items]
         if local_features is None:
             local_features = bool(previous and previous.manifest.get("local_features"))

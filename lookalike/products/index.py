@@ -37,6 +37,11 @@ HEAD_VIEWS = "head_views.npz"
 ROW_FIELDS = ("id", "path", "category", "title", "price", "url", "product_id", "width", "height", "sha256")
 
 
+def write_head_views(folder: Path, ids: Sequence[int], vectors: np.ndarray) -> None:
+    """Each item id's vector from the head's second backbone, as `read_head_views` reads it (`HEAD_VIEWS`)."""
+    np.savez(Path(folder) / HEAD_VIEWS, ids=np.asarray(ids, np.int64), vectors=vectors)
+
+
 def read_head_views(folder: Path) -> dict[int, np.ndarray]:
     """Item id -> its vector from the head's second backbone (`HEAD_VIEWS`). Raises OSError, ValueError or
     KeyError when the file is missing or damaged."""

@@ -263,7 +263,9 @@ class ProductSearcher:
         """The query's vector and its cues (keypoints when its hits are to be verified, words when they are
         to be read, the head's second view when it has one); keep both to re-run `search_vector` without the
         photo. One after the other: extracting in a thread while the network ran took the network from 25 to
-        75 ms (its two threads wait for each other when one core is taken)."""
+        75 ms (its two threads wait for each other when one core is taken); with the head's second view, threads
+        for the view and the keypoints saved 7 of 68 ms on an idle machine, not worth a pool in every query
+        when a server answering several queries at once keeps both cores busy anyway (README, sixth round)."""
         photo = load_image(image)
         vector = self.embedder.embed([photo])[0]
         return vector, self.query_cues(photo, vector, rerank, read_text)
