@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from lookalike.products.neighbours import build_annoy, mean_recall, nearest
+from lookalike.vectors.neighbours import build_annoy, mean_recall, nearest
 
 
 @dataclass
@@ -206,11 +206,11 @@ def index_default_rows(
     dataset: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray
 ) -> list[AnnRow]:
     """The product index's own policy: its default tree count, over-fetched candidates, the search effort
-    the build measures (`lookalike.products.ann_tuning`, counted in build_s), exact re-rank."""
-    from lookalike.products.ann_tuning import tune_search_k
+    the build measures (`lookalike.vectors.ann_tuning`, counted in build_s), exact re-rank."""
     from lookalike.products.build import DEFAULT_TREES
-    from lookalike.products.neighbours import annoy_top_k
-    from lookalike.products.stores.annoy_store import candidate_count
+    from lookalike.vectors.ann_tuning import tune_search_k
+    from lookalike.vectors.neighbours import annoy_top_k
+    from lookalike.vectors.stores.annoy_store import candidate_count
 
     k = truth.shape[1]
     wanted = candidate_count(k)

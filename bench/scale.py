@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 
 from bench.ann import clustered_unit_vectors, resident_mb  # noqa: E402
 from lookalike.evaluation.report import markdown_table  # noqa: E402
-from lookalike.products.neighbours import mean_recall, nearest  # noqa: E402
-from lookalike.products.stores import create_store, open_store, parse_store  # noqa: E402
-from lookalike.products.stores.milvus_store import INDEXES  # noqa: E402
+from lookalike.vectors.neighbours import mean_recall, nearest  # noqa: E402
+from lookalike.vectors.stores import create_store, open_store, parse_store  # noqa: E402
+from lookalike.vectors.stores.milvus_store import INDEXES  # noqa: E402
 
 K = 30
 CATEGORIES = 10

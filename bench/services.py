@@ -17,8 +17,8 @@ from bench.face_verify_latency import percentiles
 from bench.seed_bruteforce import seed_search, write_seed_db
 from lookalike.paths import data_dir
 from lookalike.products.index import read_head_views
-from lookalike.products.neighbours import mean_recall, nearest
 from lookalike.products.results import QueryCues
+from lookalike.vectors.neighbours import mean_recall, nearest
 
 if TYPE_CHECKING:
     from lookalike.products.search import ProductSearcher

@@ -8,7 +8,7 @@ grows (`bench/build_throughput.py`). The export is checked against the torch net
 
 Sessions are made per process, on first use, with as many threads as torch is given there: a
 session's thread pool does not survive a fork, and the app forks its face helpers from the loaded
-server (`lookalike.faces.helpers`).
+server (`lookalike.faces.process_pool`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 from bench.ann import clustered_unit_vectors
 from bench.run import ann_section, catalog_queries, render
 from bench.seed_bruteforce import seed_search, write_seed_db
-from lookalike.products.neighbours import mean_recall, nearest
+from lookalike.vectors.neighbours import mean_recall, nearest
 
 
 def test_exact_top_k_matches_a_full_sort() -> None:

@@ -21,6 +21,8 @@ FORBIDDEN = {
                          "lookalike.training", "lookalike.cli"),
     "model_zoo": ("lookalike.products", "lookalike.faces", "lookalike.evaluation", "lookalike.training",
                   "lookalike.cli"),
+    "lookalike.vectors": ("model_zoo", "lookalike.products", "lookalike.faces", "lookalike.evaluation",
+                          "lookalike.training", "lookalike.cli"),
     "lookalike.products": ("lookalike.faces", "lookalike.evaluation", "lookalike.training", "lookalike.cli"),
     "lookalike.faces": ("lookalike.products", "lookalike.evaluation", "lookalike.training", "lookalike.cli"),
     "lookalike.evaluation": ("lookalike.training", "lookalike.cli"),

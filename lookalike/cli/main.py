@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
-from typing import Any
 
+from lookalike.cli.common import UserError
 from model_zoo.registry import UnknownModelError
 
 # Each module defines `add_commands(subparsers)`, setting `func(args) -> int` on its parsers.
 COMMAND_MODULES = ("lookalike.cli.products", "lookalike.cli.faces", "lookalike.cli.training")
-
-
-class UserError(Exception):
-    """A failure the user can fix (bad path, bad image, missing index): printed in one line, exit 2."""
-
-
-def print_result(payload: dict[str, Any], as_json: bool, text: str) -> None:
-    """Print machine-readable JSON with --json, else the human-readable `text`."""
-    print(json.dumps(payload, indent=2, default=str) if as_json else text)
 
 
 def build_parser() -> argparse.ArgumentParser:

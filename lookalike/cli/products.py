@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lookalike.cli.main import UserError, print_result
+from lookalike.cli.common import UserError, print_result
 from lookalike.images.loading import ImageError, load_image
 from lookalike.presentation import words_read
 from lookalike.products.build import DEFAULT_HEAD_MODEL, DEFAULT_TREES, ENGINES

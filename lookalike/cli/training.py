@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lookalike.cli.main import UserError, print_result
+from lookalike.cli.common import UserError, print_result
 from lookalike.training.settings import MINING_MODES, TripletConfig, TuneConfig
 
 FACE_BACKBONE = "efficientnet_lite0_face"

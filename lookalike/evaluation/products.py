@@ -9,7 +9,7 @@ with product ids product_recall_at_1 and product_recall_at_10 (the same product 
 catalog lacks cannot be found, so it is not counted).
 
 With re-ranking (`rerank`, by default as search decides: on for an index with local features), each
-query's first hits are verified and re-ordered as search does (`lookalike.products.rerank`), its keypoints
+query's first hits are verified and re-ordered as search does (`lookalike.products.spatial`), its keypoints
 extracted from its photo; `rerank=False` scores the plain vector search of the same index. Likewise an index
 with printed words reads each query's words (`read_text`, on by default for such an index). An index whose
 category head reads a second backbone's view embeds the queries with that backbone too, cached the same way.
@@ -31,9 +31,9 @@ from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_
 from lookalike.images.loading import load_image
 from lookalike.products.catalog import CatalogItem
 from lookalike.products.embedding import embed_again, embed_catalog
-from lookalike.products.neighbours import recall_of
 from lookalike.products.results import QueryCues
 from lookalike.products.search import DEFAULT_SCOPE, ProductSearcher
+from lookalike.vectors.neighbours import recall_of
 
 WARM_UP_QUERIES = 3
 RECALL_K = 30

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.faces.helpers import EmbedJob, ParallelFacePipeline
 from lookalike.faces.pipeline import PIPELINE_VERSION
+from lookalike.faces.process_pool import EmbedJob, ParallelFacePipeline
 from lookalike.images.cache import EmbeddingCache, file_sha256
 from lookalike.images.loading import load_image
 from model_zoo.face_embedders import Weights, get_face_cfg

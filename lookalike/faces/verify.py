@@ -7,7 +7,6 @@ the closest pair across every face of both photos (a group photo against a portr
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,9 +14,10 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from lookalike.faces.helpers import EmbedJob, ParallelFacePipeline
 from lookalike.faces.pipeline import FaceEmbedding, NoFaceError
+from lookalike.faces.process_pool import EmbedJob, ParallelFacePipeline
 from lookalike.images.loading import ImageSource, load_image
+from lookalike.instances import Instances
 from model_zoo.face_embedders import DEFAULT_FACE_MODEL, Weights, distances
 
 __all__ = ["FaceInfo", "FaceVerifier", "NoFaceError", "VerifyResult", "verify"]
@@ -170,8 +170,8 @@ class FaceVerifier:
         self._pipeline.close()
 
 
-_VERIFIERS: dict[str, FaceVerifier] = {}
-_VERIFIERS_LOCK = threading.Lock()
+#: One in-process verifier per model (processes=1: the one-call API runs in the caller's process).
+_VERIFIERS: Instances[str, FaceVerifier] = Instances(lambda model: FaceVerifier(model, processes=1))
 
 
 def verify(
@@ -211,8 +211,4 @@ def verify(
         >>> result.same_person, round(result.distance, 3)
         (True, 0.285)
     """
-    with _VERIFIERS_LOCK:
-        if model not in _VERIFIERS:
-            _VERIFIERS[model] = FaceVerifier(model, processes=1)
-        verifier = _VERIFIERS[model]
-    return verifier.verify(image1, image2, threshold=threshold, face_index=face_index, faces=faces)
+    return _VERIFIERS.get(model).verify(image1, image2, threshold=threshold, face_index=face_index, faces=faces)

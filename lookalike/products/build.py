@@ -41,7 +41,7 @@ from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embe
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, head_input, held_out_accuracy, preload
 from lookalike.products.index import THUMBNAILS, index_exists
 from lookalike.products.local_features import reusable, write_local_features
-from lookalike.products.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
+from lookalike.vectors.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
 
 if TYPE_CHECKING:  # the model zoo (and torch) load when an embedder is first needed
@@ -259,7 +259,7 @@ def build_index(
         manifest: a CSV giving titles, prices, urls and product ids of the catalog folder's photos.
         trees: Annoy trees per forest (the search effort is measured at build time).
         batch_size: photos per network call (default: the embedder's, chosen by measurement).
-        store: where the vectors go (`lookalike.products.stores`): "annoy" (default), "annoy?dtype=float16",
+        store: where the vectors go (`lookalike.vectors.stores`): "annoy" (default), "annoy?dtype=float16",
             "milvus" (Milvus Lite in the index folder), "milvus:///path/file.db", "milvus://host:19530".
             An update keeps the previous index's store unless one is given.
         update: start from the index at `out`: unchanged photos keep their vectors, new ones are
@@ -267,7 +267,7 @@ def build_index(
         engine: "local" (threads in this process) or "ray" (a Ray Data actor pool; `ray_address`
             joins a cluster, None starts Ray on this machine).
         local_features: also store every photo's SIFT keypoints (44 KB and ~19 ms a photo on the shared
-            catalog, 2 cores), so search can verify its first hits (`lookalike.products.rerank`). An update
+            catalog, 2 cores), so search can verify its first hits (`lookalike.products.spatial`). An update
             keeps the previous index's choice unless one is given, and copies the unchanged photos' keypoints
             (extracted with today's settings) instead of extracting them again.
         read_text: also read the words printed on every photo (OCR, ~0.25 s a photo on 2 cores), so a

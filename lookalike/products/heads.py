@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.products.neighbours import nearest
 from lookalike.products.splits import SPLIT_SEED
+from lookalike.vectors.neighbours import nearest
 
 #: Inverse regularisation, chosen by 5-fold CV on the catalog half of shared/data/products (C in 3..1000).
 DEFAULT_C = 30.0

@@ -2,7 +2,7 @@
 
     INDEX_DIR/
       manifest.json   model config, dim, counts, head accuracy, versions, skipped files, and `store`:
-                      which vector store holds the vectors (`lookalike.products.stores`)
+                      which vector store holds the vectors (`lookalike.vectors.stores`)
       catalog.sqlite  one row per indexed photo, keyed by its stable item id (the metadata store)
       head.npz        the category head
       head_views.npz  item ids and their vectors from the head's second backbone, if it has one: what an
@@ -29,7 +29,7 @@ import numpy as np
 
 from lookalike.products.heads import CategoryHead
 from lookalike.products.mlp_head import MlpCategoryHead, load_head
-from lookalike.products.stores import VectorStore, open_store
+from lookalike.vectors.stores import VectorStore, open_store
 
 FORMAT = "lookalike.product-index/2"  # 2: item ids and a pluggable vector store
 THUMBNAILS = "thumbs"  # folder of <id>.jpg

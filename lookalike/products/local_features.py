@@ -18,7 +18,7 @@ import numpy as np
 
 from lookalike.images.loading import ImageError, load_image
 from lookalike.products.index import IndexCorruptError
-from lookalike.products.rerank import MAX_POINTS, MAX_SIDE, LocalFeatures, extract
+from lookalike.products.spatial import MAX_POINTS, MAX_SIDE, LocalFeatures, extract
 
 log = logging.getLogger(__name__)
 FOLDER = "local"

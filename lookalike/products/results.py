@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lookalike.products import rerank as spatial
+from lookalike.products import spatial
 
 SUMMARY_HIT_KEYS = (
     "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance", "inliers"

@@ -9,9 +9,9 @@ photos (`NeighbourVote`, settings in the index manifest; an index without them u
 with a second view (`heads.head_input`) also reads the query's vector from that backbone (`QueryCues.view`).
 
 Spatial re-ranking. An index built with local features (`--local-features`) can verify the first
-`rerank.TOP_N` hits: SIFT keypoints of the query matched against each candidate's, kept when one homography
-explains them; verified candidates rise (`rerank.rerank`), and the whole catalog's verified first hits vote
-for the category (`rerank.category_vote`). On whenever the index has them (`DEFAULT_RERANK`): on the
+`spatial.TOP_N` hits: SIFT keypoints of the query matched against each candidate's, kept when one homography
+explains them; verified candidates rise (`spatial.rerank`), and the whole catalog's verified first hits vote
+for the category (`spatial.category_vote`). On whenever the index has them (`DEFAULT_RERANK`): on the
 GroceryStore val queries exact-product recall@1 rose from 0.48 to 0.65 and category top-1 from 0.86 to
 0.90, for a warm p50 of 105 ms instead of 28 (scope category; README, bench/RERANK.md).
 
@@ -22,7 +22,7 @@ is read only when its other cues leave the category unsure (`printed_words.READ_
 
 Scope. "category" searches only the category ranked first, "all" the whole catalog, "blend" the whole
 catalog's nearest items re-ordered by similarity x their category's probability. The store
-(`lookalike.products.stores`: Annoy in the index folder, or Milvus) returns exact cosines: Annoy's
+(`lookalike.vectors.stores`: Annoy in the index folder, or Milvus) returns exact cosines: Annoy's
 over-fetched candidates are re-scored against the stored vectors, so ANN error can only drop items,
 never misorder them; Milvus scores its hits itself. Hit metadata is read from the catalog's SQLite.
 
@@ -33,7 +33,6 @@ SQLite connection per thread), and the model runs under `torch.inference_mode` i
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,14 +42,14 @@ import numpy as np
 from PIL import Image
 
 from lookalike.images.loading import ImageSource, load_image
-from lookalike.products import printed_words
-from lookalike.products import rerank as spatial
+from lookalike.instances import Instances
+from lookalike.products import printed_words, spatial
 from lookalike.products.heads import NeighbourVote, head_input, ranking
 from lookalike.products.index import LoadedIndex, load_index
 from lookalike.products.local_features import LocalFeatureTable
-from lookalike.products.neighbours import nearest
 from lookalike.products.results import Hit, QueryCues, SearchResult
-from lookalike.products.stores import Found
+from lookalike.vectors.neighbours import nearest
+from lookalike.vectors.stores import Found
 
 if TYPE_CHECKING:  # the model zoo (and torch) load when a searcher is loaded
     from model_zoo.product_embedders import ProductEmbedder
@@ -309,8 +308,7 @@ class ProductSearcher:
         return self.index.rows.folders()
 
 
-_SEARCHERS: dict[Path, ProductSearcher] = {}
-_SEARCHERS_LOCK = threading.Lock()
+_SEARCHERS: Instances[Path, ProductSearcher] = Instances(ProductSearcher.load)
 
 
 def search(
@@ -358,8 +356,4 @@ def search(
         ('dress', ['catalog/dress/a.jpg', 'catalog/dress/b.jpg'])
     """
     key = Path(index).resolve()
-    with _SEARCHERS_LOCK:
-        if key not in _SEARCHERS:
-            _SEARCHERS[key] = ProductSearcher.load(key)
-        searcher = _SEARCHERS[key]
-    return searcher.search(photo, top_k, scope, rerank, read_text)
+    return _SEARCHERS.get(key).search(photo, top_k, scope, rerank, read_text)

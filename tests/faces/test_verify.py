@@ -123,7 +123,7 @@ def test_helpers_are_forked_only_while_no_other_thread_runs() -> None:
     import sys
     import threading
 
-    from lookalike.faces.helpers import _start_method
+    from lookalike.faces.process_pool import _start_method
 
     release = threading.Event()
     other = threading.Thread(target=release.wait)

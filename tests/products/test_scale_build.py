@@ -11,7 +11,7 @@ import pytest
 from lookalike.products import build as build_module
 from lookalike.products.build import build_index
 from lookalike.products.search import ProductSearcher
-from lookalike.products.stores.milvus_store import connect, disconnect
+from lookalike.vectors.stores.milvus_store import connect, disconnect
 
 CATEGORIES = ("milk", "sunglasses", "watches")
 FAST = {"size": 160, "flip": False, "show_bar": False, "trees": 4}

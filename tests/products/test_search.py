@@ -22,7 +22,7 @@ from lookalike.products.catalog import from_manifest
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.index import HEAD_VIEWS, IndexCorruptError, IndexMissingError, backup_dir, read_head_views
 from lookalike.products.search import ProductSearcher
-from lookalike.products.stores import annoy_store
+from lookalike.vectors.stores import annoy_store
 from model_zoo.registry import UnknownModelError
 
 CATEGORIES = ("milk", "sunglasses", "watches")

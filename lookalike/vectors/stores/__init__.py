@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-from lookalike.products.stores.base import Found, StoreError, VectorStore
+from lookalike.vectors.stores.base import Found, StoreError, VectorStore
 
 if TYPE_CHECKING:  # pymilvus loads only for an index that uses it
-    from lookalike.products.stores.milvus_store import MilvusStore
+    from lookalike.vectors.stores.milvus_store import MilvusStore
 
 __all__ = ["DEFAULT_STORE", "Found", "StoreError", "StoreSpec", "VectorStore", "create_store", "open_store",
            "parse_store"]
@@ -64,7 +64,7 @@ def _lite_path(folder: Path) -> str:
 
 def _milvus() -> type[MilvusStore]:
     try:
-        from lookalike.products.stores.milvus_store import MilvusStore
+        from lookalike.vectors.stores.milvus_store import MilvusStore
     except ImportError as exc:
         needs = "a milvus store needs pymilvus and milvus-lite"
         raise StoreError(f"{needs} ({exc}): pip install 'lookalike[scale]'") from None
@@ -74,7 +74,7 @@ def _milvus() -> type[MilvusStore]:
 def create_store(spec: StoreSpec, folder: Path, dim: int, trees: int, name: str) -> VectorStore:
     """An empty store for a build writing into index folder `folder` (`name`: the index's, for collections)."""
     if spec.kind == "annoy":
-        from lookalike.products.stores.annoy_store import FOLDER, AnnoyStore
+        from lookalike.vectors.stores.annoy_store import FOLDER, AnnoyStore
 
         return AnnoyStore(folder / FOLDER, dim, trees, spec.options.get("dtype", "float32"))
     prefix = "lookalike_" + "".join(c if c.isalnum() else "_" for c in name)[:40]
@@ -85,7 +85,7 @@ def create_store(spec: StoreSpec, folder: Path, dim: int, trees: int, name: str)
 def open_store(folder: Path, entry: dict) -> VectorStore:
     """The store an index's manifest entry describes, opened for search."""
     if entry.get("kind") == "annoy":
-        from lookalike.products.stores.annoy_store import FOLDER, AnnoyStore
+        from lookalike.vectors.stores.annoy_store import FOLDER, AnnoyStore
 
         return AnnoyStore.open(folder / FOLDER, entry)
     if entry.get("kind") == "milvus":

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from lookalike.products.ann_tuning import RECALL_K, tune_search_k
-from lookalike.products.neighbours import METRIC, annoy_top_k, build_annoy
-from lookalike.products.stores.base import EXPORT_CHUNK, Found, StoreError, VectorStore, check_batch
+from lookalike.vectors.ann_tuning import RECALL_K, tune_search_k
+from lookalike.vectors.neighbours import METRIC, annoy_top_k, build_annoy
+from lookalike.vectors.stores.base import EXPORT_CHUNK, Found, StoreError, VectorStore, check_batch
 
 FOLDER = "annoy"
 DTYPES = ("float32", "float16")

@@ -16,13 +16,13 @@ import pytest
 from PIL import Image
 
 from lookalike.images.loading import load_image
-from lookalike.products import rerank, search
+from lookalike.products import search, spatial
 from lookalike.products.build import build_index
 from lookalike.products.index import IndexCorruptError
 from lookalike.products.local_features import LocalFeatureTable, write_local_features
-from lookalike.products.rerank import LocalFeatures, count_inliers, extract, spatial_scores
 from lookalike.products.results import QueryCues
 from lookalike.products.search import ProductSearcher
+from lookalike.products.spatial import LocalFeatures, count_inliers, extract, spatial_scores
 
 MILK = "milk/grocery_train_Arla-Standard-Milk_001.jpg"
 OTHERS = ("watches/myntra_10098.jpg", "shoes", "juice")
@@ -61,9 +61,9 @@ def test_a_distorted_copy_verifies_and_unrelated_photos_do_not(milk: Image.Image
 
 def test_features_are_capped_compact_and_round_trip(milk: Image.Image, data_root: Path, tmp_path: Path) -> None:
     features = extract(milk)
-    assert 0 < len(features.points) <= rerank.MAX_POINTS
+    assert 0 < len(features.points) <= spatial.MAX_POINTS
     assert features.descriptors.dtype == np.uint8 and features.descriptors.shape == (len(features.points), 128)
-    assert features.points.max() <= rerank.MAX_SIDE
+    assert features.points.max() <= spatial.MAX_SIDE
     write_local_features(tmp_path, [7], [data_root / "products" / MILK])  # what a build stores, read back
     (again,) = LocalFeatureTable(tmp_path).get([7])
     np.testing.assert_array_equal(again.points, features.points)
@@ -81,22 +81,22 @@ def test_rerank_lifts_verified_candidates_over_closer_unverified_ones() -> None:
     ids = ["a", "b", "c", "d", "e"]
     cosines = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     inliers = np.array([0, 2, 40, 15])  # "e" was not verified at all
-    order, scores = rerank.rerank(ids, cosines, inliers)
+    order, scores = spatial.rerank(ids, cosines, inliers)
     assert order == ["c", "d", "b", "a", "e"]
     assert (np.diff(scores) <= 0).all()
-    assert rerank.rerank(ids, cosines, np.zeros(5, int))[0] == ids  # nothing verified: cosine order kept
-    assert rerank.rerank(ids, cosines, inliers, weight=0.0)[0] == ids
+    assert spatial.rerank(ids, cosines, np.zeros(5, int))[0] == ids  # nothing verified: cosine order kept
+    assert spatial.rerank(ids, cosines, inliers, weight=0.0)[0] == ids
 
 
 def test_verified_candidates_vote_for_their_category() -> None:
     probs = np.array([0.6, 0.3, 0.1])  # the head prefers category 0
     labels = np.array([0, 1, 1, 2])
-    strong = np.array([3, rerank.VOTE_INLIERS, 50, rerank.VOTE_INLIERS - 1])  # two of category 1 verify
-    voted = rerank.category_vote(probs, labels, strong)
+    strong = np.array([3, spatial.VOTE_INLIERS, 50, spatial.VOTE_INLIERS - 1])  # two of category 1 verify
+    voted = spatial.category_vote(probs, labels, strong)
     assert voted.argmax() == 1 and voted.sum() == pytest.approx(1.0)
-    assert voted[2] == pytest.approx((1 - rerank.VOTE_WEIGHT) * 0.1)  # under the inlier bar: no vote
-    weak = np.full(4, rerank.VOTE_INLIERS - 1)
-    assert rerank.category_vote(probs, labels, weak) is probs  # nothing verified: the head's ranking
+    assert voted[2] == pytest.approx((1 - spatial.VOTE_WEIGHT) * 0.1)  # under the inlier bar: no vote
+    weak = np.full(4, spatial.VOTE_INLIERS - 1)
+    assert spatial.category_vote(probs, labels, weak) is probs  # nothing verified: the head's ranking
 
 
 def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
@@ -107,12 +107,12 @@ def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
         looked_up.append(list(ids))
         return [stored.get(i) for i in ids]
 
-    verification = rerank.Verification(extract(milk), lookup)
+    verification = spatial.Verification(extract(milk), lookup)
     first = verification.counts([1, 2, 3])
     again = verification.counts([3, 1, 1])
     assert first[0] >= 60 and first[1:].tolist() == [0, 0]
     assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1, 2, 3]]
-    resumed = rerank.Verification(extract(milk), lookup, verification.known())  # a search re-run
+    resumed = spatial.Verification(extract(milk), lookup, verification.known())  # a search re-run
     assert resumed.counts([2, 1]).tolist() == [0, first[0]] and looked_up == [[1, 2, 3]]
 
 
@@ -152,7 +152,7 @@ def test_search_verifies_the_first_hits_and_lifts_the_same_product(
     assert Path(verified.results[0].path).name == target.name and verified.results[0].inliers >= 30
     assert sorted(h.id for h in verified.results) == sorted(h.id for h in plain.results)  # re-ordered, same set
     assert all(h.inliers is None for h in plain.results) and "rerank" not in plain.timings_ms
-    assert sum(h.inliers is not None for h in verified.results) == min(rerank.TOP_N, 12)
+    assert sum(h.inliers is not None for h in verified.results) == min(spatial.TOP_N, 12)
     assert "rerank" in verified.timings_ms and verified.summary()["results"][0]["inliers"] >= 30
     default = searcher.search(query, top_k=12, scope="all").results[0].inliers  # on for an index with features
     assert (default is not None) == search.DEFAULT_RERANK

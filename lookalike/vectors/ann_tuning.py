@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookalike.products.neighbours import annoy_top_k, nearest, new_annoy
+from lookalike.vectors.neighbours import annoy_top_k, nearest, new_annoy
 
 TARGET_RECALL = 0.97
 RECALL_K = 30

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from lookalike.products.stores.base import EXPORT_CHUNK, Found, StoreError, VectorStore, check_batch
+from lookalike.vectors.stores.base import EXPORT_CHUNK, Found, StoreError, VectorStore, check_batch
 
 INDEXES = ("FLAT", "IVF_FLAT", "HNSW")
 LITE_INDEX, SERVER_INDEX = "IVF_FLAT", "HNSW"

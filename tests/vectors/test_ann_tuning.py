@@ -6,8 +6,8 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from bench.ann import clustered_unit_vectors
-from lookalike.products.ann_tuning import TARGET_RECALL, tune_search_k
-from lookalike.products.neighbours import nearest
+from lookalike.vectors.ann_tuning import TARGET_RECALL, tune_search_k
+from lookalike.vectors.neighbours import nearest
 
 
 def _index(vectors: np.ndarray, trees: int) -> AnnoyIndex:

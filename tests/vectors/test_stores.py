@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bench.ann import clustered_unit_vectors
-from lookalike.products.neighbours import nearest
-from lookalike.products.stores import StoreError, StoreSpec, create_store, open_store, parse_store
-from lookalike.products.stores.annoy_store import AnnoyStore
+from lookalike.vectors.neighbours import nearest
+from lookalike.vectors.stores import StoreError, StoreSpec, create_store, open_store, parse_store
+from lookalike.vectors.stores.annoy_store import AnnoyStore
 
 DIM = 32
 COUNT = 600
