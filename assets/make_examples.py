@@ -1,4 +1,5 @@
-"""Make the app's example face pair from a public-domain photo that ships with scikit-image.
+"""Make the app's example face pair (in lookalike/app/examples/, so the package ships it) from a
+public-domain photo that ships with scikit-image.
 
 The repo ships only what it makes itself: NASA's portrait of astronaut Eileen Collins
 (`skimage.data.astronaut`) and a re-shot variant of it (mirrored, tilted, darker, smaller),
@@ -13,7 +14,8 @@ from pathlib import Path
 from PIL import Image, ImageEnhance
 from skimage import data
 
-OUT = Path(__file__).resolve().parent / "examples"
+#: Inside the package: the wheel (`pip install lookalike[app]`) ships them as package data.
+OUT = Path(__file__).resolve().parent.parent / "lookalike" / "app" / "examples"
 
 
 def main() -> None:

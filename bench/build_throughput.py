@@ -35,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
 from lookalike.products.build import build_index  # noqa: E402
 from model_zoo.onnx_runtime import min_cosine  # noqa: E402
@@ -96,7 +97,8 @@ def main() -> None:
         torch_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="torch", device="cpu")
         onnx_embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="onnx", device="cpu")
         start = time.perf_counter()
-        reference = torch_embedder.embed(photos, batch_size=32)
+        images = [load_image(photo, draft=torch_embedder.preprocess.draft) for photo in photos]
+        reference = torch_embedder.embed(images, batch_size=32)
         previous = len(photos) / (time.perf_counter() - start)
         rows = [("previous path: torch, batch 32, decoded in the calling thread", previous)]
         runs = [("torch", torch_embedder, 16), ("onnxruntime", onnx_embedder, 8), ("onnxruntime", onnx_embedder, 32),
@@ -121,9 +123,9 @@ def main() -> None:
                      len(photos) / (time.perf_counter() - start)))
         warm = timed_build(work_dir / "catalog", work_dir / "index-warm", onnx_embedder, None, None)
         rows.append(("build_index, cache warm", len(photos) / warm))
-        stray = min_cosine(reference, onnx_embedder.embed(photos))
+        stray = min_cosine(reference, onnx_embedder.embed(images))
         if args.device == "cuda":
-            print(f"GPU vs CPU torch embeddings, min cosine: {min_cosine(reference, gpu_embedder.embed(photos)):.7f}")
+            print(f"GPU vs CPU torch embeddings, min cosine: {min_cosine(reference, gpu_embedder.embed(images)):.7f}")
     baseline = rows[0][1]
     print(f"{len(photos)} photos, {os.cpu_count()} CPUs, {DEFAULT_PRODUCT_MODEL} {onnx_embedder.config['size']} px, "
           f"flip={onnx_embedder.flip}")

@@ -28,15 +28,16 @@ def free_port() -> int:
 
 @contextmanager
 def launched_app(
-    index_dir: Path, timeout: float = 300.0, env: dict[str, str] | None = None
+    index_dir: Path | None, timeout: float = 300.0, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, float]]:
     """Run the app on a free localhost port; yield its URL and the seconds it took to answer.
 
-    `env` adds to the environment (a catalog to index at start-up, an upload TTL, ...).
+    `index_dir` None starts it with no index option (the demo catalog); `env` adds to the environment (a
+    catalog to index at start-up, an upload TTL, an empty cache folder, ...).
     """
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
-    command = [sys.executable, "app.py", "--index", str(index_dir), "--host", "127.0.0.1"]
+    command = [sys.executable, "app.py", *(["--index", str(index_dir)] if index_dir else []), "--host", "127.0.0.1"]
     command += ["--port", str(port)]
     url = f"http://127.0.0.1:{port}/"
     # output goes to a file, not a pipe: a chatty app never blocks on a full pipe
@@ -68,3 +69,20 @@ def app_cold_start(index_dir: Path, timeout: float = 300.0) -> float:
     """Seconds from launch to the first HTTP answer (the app is stopped again)."""
     with launched_app(index_dir, timeout) as (_url, seconds):
         return seconds
+
+
+def wait_until_ready(url: str, timeout: float = 300.0) -> float:
+    """Poll the app's `status` API until its product index is ready (a build at start runs in the
+    background); the seconds waited. Raises TimeoutError, or RuntimeError when the index is missing."""
+    from gradio_client import Client
+
+    start = time.perf_counter()
+    client = Client(url, verbose=False, download_files=False)
+    while time.perf_counter() - start < timeout:
+        state = client.predict(api_name="/status")
+        if state["product_index"] == "ready":
+            return time.perf_counter() - start
+        if state["product_index"] == "missing":
+            raise RuntimeError(f"the app has no product index: {state['detail']}")
+        time.sleep(1.0)
+    raise TimeoutError(f"the product index was not ready within {timeout:.0f} s")

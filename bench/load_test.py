@@ -33,7 +33,7 @@ def _data_uri(path: Path) -> dict:
 
 
 def _call(client, url: str, api: str, payload: list) -> dict:
-    """POST /gradio_api/call/NAME, then read the event stream: what `curl` does (see the README)."""
+    """POST /gradio_api/call/NAME, then read the event stream: what `curl` does (see docs/api.md)."""
     event = client.post(f"{url}gradio_api/call/{api}", json={"data": payload}).json()["event_id"]
     stream = client.get(f"{url}gradio_api/call/{api}/{event}").text
     if "event: complete" not in stream:
@@ -58,7 +58,8 @@ def _one_user(
             from gradio_client import Client, handle_file
 
             # http:// on localhost: no TLS, so no certificate store to load for each request (the client made a
-            # fresh TLS context per request, ~1/3 of its CPU on the 2 cores the server also needs); no analytics
+            # fresh TLS context per request, much of its CPU on the 2 cores the server also needs;
+            # docs/experiments/app-under-load.md); no analytics
             client = Client(url, verbose=False, download_files=False, ssl_verify=False, analytics_enabled=False)
             search = lambda: client.predict(handle_file(str(query)), 30, "category", api_name="/search")  # noqa: E731
             verify = lambda: client.predict(handle_file(str(face1)), handle_file(str(face2)), api_name="/verify")  # noqa: E731

@@ -8,7 +8,7 @@ and the verification of the first hits; with words: the query's OCR and the word
 p50 / p95 / mean ms, the ratio of p50 to the pipeline without re-ranking, and the mean of each stage
 (`SearchResult.timings_ms`; "embed" holds the query's keypoints and words too).
 
-    python bench/rerank_latency.py [--index DIR] [--queries 100] [--out bench/RERANK.md]
+    python bench/rerank_latency.py [--index DIR] [--queries 100] [--out bench/out/rerank.md]
 
 Without `--index`, the index is built in a temporary folder first (embeddings come from the cache when an
 earlier build made them). Not a test: compare the ratios, measured side by side.
@@ -88,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                 read = timed(searcher, sample, scope, True, True)
                 read["p50 vs without"] = round(read["p50_ms"] / plain["p50_ms"], 2)
                 rows.append(read)
-    note = (f"{searcher.index.manifest['items']} catalog photos ({searcher.model}), {len(sample)} GroceryStore val "
+    note = (f"{searcher.index.manifest.items} catalog photos ({searcher.model}), {len(sample)} GroceryStore val "
             f"queries, one at a time after {WARM_UP} warm-up queries; stage columns are means.")
     table = render(rows, note)
     print(table)
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table)
     return 0
 

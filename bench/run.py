@@ -1,6 +1,6 @@
 """What search costs, measured in one run on this machine: `python bench/run.py [--quick]`.
 
-Writes bench/REPORT.md (and prints the same tables):
+Writes bench/out/report.md (and prints the same tables; docs/benchmarks.md holds the recorded ones):
   1. ANN: Annoy (trees x search_k) and faiss HNSW (if installed) against exact BLAS search, on the
      real catalog's embeddings and on synthetic 100k (and, without --quick, 1M) vectors.
   2. The seed's search (all vectors read from SQLite per query, brute-force Euclidean) against the
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--index", type=Path, default=REPO_ROOT / "index", help="product index (built if missing)"
     )
-    parser.add_argument("--report", type=Path, default=REPO_ROOT / "bench" / "REPORT.md")
+    parser.add_argument("--report", type=Path, default=REPO_ROOT / "bench" / "out" / "report.md")
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["catalog", "synthetic", "seed", "speed", "app"]
     )
@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     wall = time.perf_counter() - started
     report = render(sections, args.quick, wall, (load_start, os.getloadavg()[0]))
+    args.report.parent.mkdir(parents=True, exist_ok=True)  # bench/out/ is git-ignored, so absent in a clone
     args.report.write_text(report)
     print(report)
     print(f"wrote {args.report} in {wall:.0f} s", file=sys.stderr)

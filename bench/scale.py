@@ -1,6 +1,6 @@
 """The vector stores at scale, measured in one run: `python bench/scale.py [--size 1000000] [--catalog]`.
 
-Prints markdown tables (and writes them to bench/SCALE.md):
+Prints markdown tables (and writes them to bench/out/scale.md; docs/benchmarks.md holds the recorded ones):
   1. Milvus Lite's index types (FLAT, IVF_FLAT, HNSW) on --index-size synthetic vectors: which one the
      `milvus` store uses on Lite is chosen from this table.
   2. --size synthetic vectors (the clustered generator of bench/ann.py, 10 categories) in the Annoy store
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--index-size", type=int, default=100_000, help="vectors for the Milvus index-type table")
     parser.add_argument("--catalog", action="store_true", help="also compare Annoy and Milvus+Ray on ../shared")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "SCALE.md")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "scale.md")
     parser.add_argument("--worker", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(("Shared catalog: Annoy (local build) vs Milvus Lite (Ray build)", note, table))
     text = "\n\n".join(f"## {title}\n\n{note}\n\n{markdown_table(rows)}" for title, note, rows in sections)
     print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # bench/out/ is git-ignored, so absent in a clone
     args.out.write_text(f"# Vector stores at scale (bench/scale.py)\n\n{text}\n")
     return 0
 

@@ -32,8 +32,8 @@ def ensure_index(index_dir: Path) -> str:
     if index_exists(index_dir):
         manifest = load_index(index_dir).manifest
         return (
-            f"Index {index_dir}: {manifest['items']} photos, {manifest['model']}, "
-            f"{manifest['store']['kind']} store, trees={manifest['store'].get('trees')}."
+            f"Index {index_dir}: {manifest.items} photos, {manifest.model}, "
+            f"{manifest.store['kind']} store, trees={manifest.store.get('trees')}."
         )
     start = time.perf_counter()
     report = build_index(data_dir() / "products", index_dir, show_bar=False)

@@ -33,7 +33,8 @@ from bench.build_throughput import subset  # noqa: E402
 from lookalike.evaluation.report import markdown_table  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
 from lookalike.products.build import build_index  # noqa: E402
-from lookalike.products.local_features import FILES, FOLDER  # noqa: E402
+from lookalike.products.index import LOCAL_FEATURES  # noqa: E402
+from lookalike.products.local_features import FILES  # noqa: E402
 
 
 def timed_update(catalog: Path, start: Path, out: Path, copy_features: bool) -> tuple[float, dict]:
@@ -68,8 +69,8 @@ def main() -> None:
         previous, _ = timed_update(work / "catalog", work / "start", work / "extract_all", copy_features=False)
         today, report = timed_update(work / "catalog", work / "start", work / "copy", copy_features=True)
         same = all(
-            np.array_equal(np.load(work / "extract_all" / FOLDER / f"{name}.npy"),
-                           np.load(work / "copy" / FOLDER / f"{name}.npy"))
+            np.array_equal(np.load(work / "extract_all" / LOCAL_FEATURES / f"{name}.npy"),
+                           np.load(work / "copy" / LOCAL_FEATURES / f"{name}.npy"))
             for name in FILES
         )
     rows = [

@@ -22,6 +22,7 @@ _EXPORTS = {
     "SearchResult": "lookalike.products.results",
     "Hit": "lookalike.products.results",
     "build_index": "lookalike.products.build",
+    "BuildOptions": "lookalike.products.build",
     "IndexMissingError": "lookalike.products.index",
     "IndexCorruptError": "lookalike.products.index",
     # face verification
@@ -30,6 +31,15 @@ _EXPORTS = {
     "VerifyResult": "lookalike.faces.verify",
     "FaceInfo": "lookalike.faces.verify",
     "NoFaceError": "lookalike.faces.pipeline",
+    # face identification (1:N)
+    "identify": "lookalike.faces.identify",
+    "IdentifyResult": "lookalike.faces.identify",
+    "IdentifiedFace": "lookalike.faces.identify",
+    "GalleryMatch": "lookalike.faces.identify",
+    "FaceGallery": "lookalike.faces.gallery_index",
+    "GalleryError": "lookalike.faces.gallery_index",
+    "MemoryGallery": "lookalike.faces.memory_gallery",
+    "build_gallery": "lookalike.faces.gallery_build",
     # shared
     "load_image": "lookalike.images.loading",
     "ImageError": "lookalike.images.loading",

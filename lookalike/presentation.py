@@ -1,6 +1,7 @@
 """Turn engine results into what a person looks at: captions, verdicts, boxes drawn on photos.
 
-Kept apart from `app.py` so the wording and drawing are tested without starting a server.
+Kept apart from the app (`lookalike.app`, which needs Gradio) so the wording and drawing are tested
+without starting a server.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ BOX_COLOURS = ("#16a34a", "#9ca3af")  # chosen face, other faces
 
 
 def similarity_percent(similarity: float) -> str:
-    return f"{100.0 * similarity:.1f}%"
+    """A hit's similarity (a calibrated share, `lookalike.products.calibration`) as a person reads it."""
+    return f"{100.0 * similarity:.0f}%"
 
 
 def hit_caption(
@@ -37,10 +39,27 @@ def words_read(words: Sequence[str]) -> str:
     return f"Words read on the photo: {', '.join(words) or 'none legible'}"
 
 
-def hit_details(fields: dict[str, object]) -> str:
-    """Markdown table of one catalog item, for the panel shown when a gallery item is selected."""
-    rows = [f"| {key} | {html.escape(str(value))} |" for key, value in fields.items() if value not in (None, "")]
-    return "\n".join(["| field | value |", "|---|---|", *rows])
+def hit_details(hit: dict[str, object]) -> str:
+    """One catalog item as a shop shows it (the panel under the gallery): title, price, link, category,
+    product id and how close it is; never a path on the server."""
+    title = html.escape(str(hit.get("title") or hit.get("category") or "Catalog item"))
+    lines = [f"### {title}"]
+    if hit.get("price") not in (None, ""):
+        lines.append(f"**{html.escape(str(hit['price']))}**")
+    facts = [f"Category: {html.escape(str(hit.get('category', '')))}"]
+    if hit.get("product_id"):
+        facts.append(f"Product id: `{html.escape(str(hit['product_id']))}`")
+    score = f"Similarity: {similarity_percent(float(hit['similarity']))}"
+    if hit.get("cosine") is not None:
+        score += f" (cosine {float(hit['cosine']):.3f})"
+    facts.append(score)
+    if hit.get("inliers"):
+        facts.append(f"{hit['inliers']} keypoint matches with your photo")
+    lines.append(" · ".join(facts))
+    url = str(hit.get("url") or "")
+    if url.startswith(("http://", "https://")):
+        lines.append(f"[View in the shop]({html.escape(url, quote=True)})")
+    return "\n\n".join(lines)
 
 
 def verdict_html(distance: float, threshold: float, metric: str) -> str:
@@ -73,6 +92,22 @@ def draw_boxes(image: Image.Image, boxes: Sequence[Sequence[float]], chosen: int
         colour = BOX_COLOURS[0] if index == chosen else BOX_COLOURS[1]
         draw.rectangle([float(v) for v in box[:4]], outline=colour, width=width)
         draw.text((float(box[0]) + width, float(box[1]) + width), str(index), fill=colour)
+    return out
+
+
+def draw_named_boxes(image: Image.Image, boxes: Sequence[Sequence[float]], names: Sequence[str],
+                     known: Sequence[bool]) -> Image.Image:
+    """The photo with every face boxed and named: green for a gallery person, grey for "unknown"."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 200))
+    for box, name, named in zip(boxes, names, known, strict=True):
+        colour = BOX_COLOURS[0] if named else BOX_COLOURS[1]
+        left, top, right, bottom = (float(v) for v in box[:4])
+        draw.rectangle([left, top, right, bottom], outline=colour, width=width)
+        label_top = max(0.0, top - 12 - width)
+        draw.rectangle([left, label_top, left + 7 * len(name) + 6, label_top + 12], fill=colour)
+        draw.text((left + 3, label_top), name, fill="white")
     return out
 
 

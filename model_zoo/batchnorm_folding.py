@@ -2,8 +2,8 @@
 
 In eval mode a batch norm is a fixed per-channel scale and shift, which the convolution feeding it can
 absorb; the norm then becomes its activation alone (timm's `BatchNormAct2d`) or nothing. On our 2-core
-CPU this made one EfficientNet-Lite1 query 17% faster (72 -> 60 ms, interleaved in one run) with
-embeddings equal to 5e-7. A norm is folded only where it directly follows a convolution among its
+CPU this made an EfficientNet-Lite1 query faster with embeddings equal to float rounding
+(docs/experiments/inference-runtimes.md). A norm is folded only where it directly follows a convolution among its
 siblings (the order timm's CNNs declare them in), and the folded network is checked against the
 original on a probe batch: a model whose forward uses another order keeps its norms.
 """

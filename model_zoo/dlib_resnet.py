@@ -1,8 +1,8 @@
 """dlib's face ResNet (dlib_face_recognition_resnet_model_v1) rebuilt in torch, weights read from dlib's own file.
 
-Why: the dlib-bin wheel runs its network without BLAS, about 130 ms a face on one core of our CPU;
-the same network in torch takes about 20 ms, which is what lets a verify of two photos with mirror
-averaging finish well inside 300 ms. The outputs match dlib's `compute_face_descriptor` to float
+Why: the dlib-bin wheel runs its network without BLAS; the same network in torch is an order of magnitude
+faster, which is what keeps a verify of two photos with mirror averaging quick
+(docs/experiments/inference-runtimes.md). The outputs match dlib's `compute_face_descriptor` to float
 rounding (a test checks it on real faces), so the calibrated threshold carries over unchanged.
 
 The architecture is dlib's `anet_type` (dnn_face_recognition_ex.cpp): a 7x7/2 stem, max pool, then

@@ -6,8 +6,8 @@ detection only, so a 12-megapixel upload costs what a 1-megapixel one does, and 
 returned in the original image's pixels.
 
 MTCNN's three networks run in onnxruntime when they can be exported (once, then cached, checked against
-torch on a probe): 31 ms a 250x250 photo against 49 ms in torch on one core, with the same boxes
-(`bench/face_verify_latency.py`). They run on one thread each: on two, a photo took 135 ms. Where the
+torch on a probe): faster than torch on one core, with the same boxes (`bench/face_verify_latency.py`;
+docs/experiments/inference-runtimes.md). They run on one thread each: on two, a photo was slower. Where the
 export fails, torch runs them as before.
 """
 
@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lookalike.paths import cache_dir
+from model_zoo.cache import cache_dir
 from model_zoo.onnx_runtime import OnnxSession, onnx_twin
 
 #: Longest side a photo is scaled down to before detection.

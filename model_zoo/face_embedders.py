@@ -35,7 +35,7 @@ from model_zoo.registry import (
 from model_zoo.weights import TORCH_HUB, load_by_name, resolve_weights
 
 # DEFAULT_FACE_MODEL (registry): the most accurate model that works offline, arcface_mobilefacenet
-# (5-fold LFW accuracy 0.9967 against dlib_resnet's 0.9897 on the same pairs and detector).
+# (the higher 5-fold LFW accuracy than dlib_resnet on the same pairs and detector; docs/experiments/face-models.md).
 __all__ = ["DEFAULT_FACE_MODEL", "FaceModel", "Weights", "create_face_model", "distances", "get_face_cfg"]
 
 
@@ -105,17 +105,18 @@ class ChipNetwork(FaceModel):
         metric="euclidean",
         # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
         # (MTCNN + the views below, each mirrored): `python -m lookalike eval-faces ../shared/data/faces`,
-        # key best_threshold = 0.5958 (accuracy 0.9913 at it; 5-fold accuracy 0.9897).
+        # key best_threshold (figures in docs/experiments/face-models.md).
         threshold=0.5958,
+        identify_threshold=0.4006,
         input_size=150,
         alignment="dlib_chip",
         padding=0.25,
-        # Six views of each face, averaged with their mirror images (12 passes, ~80 ms on one core):
+        # Six views of each face, averaged with their mirror images (12 passes):
         # landmarks fitted in the detector's box, in it shrunk and grown by 10%, and in dlib's HOG box (the
         # box its landmark model was trained on), chipped at padding 0.25; the detector-box chip also at
-        # padding 0.2 and 0.3. On the 3000 LFW pairs: 5-fold accuracy 0.9897 and TAR@FAR=1e-3 0.9607,
-        # against 0.9887 and 0.9587 for the detector-box chip alone (both mirrored). The set was chosen
-        # among 7 on those same pairs; choosing it on 4 folds and scoring the 5th also gave 0.9897.
+        # padding 0.2 and 0.3. On the 3000 LFW pairs the set beat the detector-box chip alone (both mirrored)
+        # in 5-fold accuracy and TAR@FAR=1e-3. It was chosen among 7 on those same pairs; choosing it on 4 folds
+        # and scoring the 5th gave the same accuracy (docs/experiments/face-models.md).
         views=(
             ("detector", 1.0, 0.25),
             ("hog", 1.0, 0.25),
@@ -159,8 +160,9 @@ class DlibResNet(ChipNetwork):
         metric="cosine",
         # Measured: the accuracy-maximising threshold over the 3000 LFW View-2 pairs in shared/data/faces
         # (MTCNN landmarks, each crop averaged with its mirror image): `python -m lookalike eval-faces
-        # ../shared/data/faces`, key best_threshold = 0.7596 (accuracy 0.9970 at it; 5-fold accuracy 0.9967).
+        # ../shared/data/faces`, key best_threshold (figures in docs/experiments/face-models.md).
         threshold=0.7596,
+        identify_threshold=0.6574,
         input_size=112,
         alignment="arcface_5point",
         flip=True,

@@ -59,7 +59,8 @@ class OnnxSession:
                 options.intra_op_num_threads = threads or self.threads or torch.get_num_threads()
                 options.inter_op_num_threads = 1
                 # Idle threads sleep instead of spinning: spinning held the cores that OpenCV and BLAS wanted
-                # right after (search with re-ranking p50 127 -> 100 ms), for 2-4% of build throughput.
+                # right after, slowing search with re-ranking; sleeping costs builds a little throughput
+                # (docs/experiments/inference-runtimes.md).
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.log_severity_level = 3  # files that declare batch 1 run larger batches fine, but warn
                 try:

@@ -23,11 +23,10 @@ import timm
 import torch
 from torch import nn
 
-from lookalike.images.loading import ImageSource
-from lookalike.paths import cache_dir
 from model_zoo.batchnorm_folding import fold_batchnorm
+from model_zoo.cache import cache_dir
 from model_zoo.onnx_runtime import OnnxSession, export_product_network, pre_logits
-from model_zoo.product_preprocess import Preprocess
+from model_zoo.product_preprocess import Pixels, Preprocess
 from model_zoo.registry import (
     DEFAULT_PRODUCT_MODEL,
     ProductCfg,
@@ -41,12 +40,12 @@ from model_zoo.registry import (
 from model_zoo.weights import fingerprint, load_by_position, read_state_dict, resolve_weights
 
 # DEFAULT_PRODUCT_MODEL (registry): Lite1 at 240 px, squashed, with flip TTA, chosen by measurement on
-# the half/half split of shared/data/products (1757 catalog / 1767 query photos, category head +
-# neighbour vote): category top-1 0.9327 (Lite0 at 224 px: 0.9225, at 260 px: 0.9259), exact-product
-# recall@1 0.884 (0.860, 0.907); one query's embedding, interleaved in one run: 69 ms (50 ms, 67 ms).
+# the half/half split of shared/data/products (category head + neighbour vote): the best category top-1
+# against Lite0 at 224 and 260 px, for a query embedding about as fast as Lite0 at 260 px (figures in
+# docs/experiments/product-embedder.md).
 __all__ = ["DEFAULT_PRODUCT_MODEL", "ProductEmbedder", "create_embedder", "list_product_models"]
-#: Photos per network call. onnxruntime measured 67 / 73 / 78 / 71 photos/s at batch 1 / 8 / 32 / 64
-#: (Lite1, 240 px, no flip; eager torch 31 / 36 / 14 / 11), so 16 (32 rows with the mirror images).
+#: Photos per network call: onnxruntime was fastest at a batch of 32 rows (eager torch slows as the batch
+#: grows), so 16 (32 rows with the mirror images); docs/experiments/product-embedder.md.
 DEFAULT_BATCH = 16
 GPU_BATCH = 64
 BACKENDS = ("auto", "onnx", "torch")
@@ -67,10 +66,12 @@ def _set_threads() -> None:
 class ProductEmbedder:
     """A frozen backbone in eval mode; `embed` and `classify` are safe to call from several threads.
 
-    Photos become vectors in two steps, so a catalog build can overlap them: `prepare` (decode, resize,
-    normalise: numpy, thread-safe, run in decoding threads) and `embed_prepared` (the network). The
-    network runs in onnxruntime when its export matches torch on a probe (`backend="auto"`, the default,
-    or LOOKALIKE_BACKEND), else in torch through a copy with its batch norms folded.
+    Photos come decoded (RGB PIL images or uint8 HxWx3 arrays: the caller reads files, with
+    `lookalike.images.loading.load_image(path, draft=preprocess.draft)`) and become vectors in two steps, so a
+    catalog build can overlap them: `prepare` (resize, normalise: numpy, thread-safe, run in decoding threads)
+    and `embed_prepared` (the network). The network runs in onnxruntime when its export matches torch on a
+    probe (`backend="auto"`, the default, or LOOKALIKE_BACKEND), else in torch through a copy with its batch
+    norms folded.
     """
 
     def __init__(
@@ -122,10 +123,10 @@ class ProductEmbedder:
             "resize": self.preprocess.resize,
         }
 
-    def prepare(self, image: ImageSource) -> np.ndarray:
-        """float32 [3, size, size]: the photo decoded (`Preprocess.load`), resized and normalised.
-        Thread-safe; the GIL is released while decoding."""
-        return self.preprocess.array(self.preprocess.load(image))
+    def prepare(self, image: Pixels) -> np.ndarray:
+        """float32 [3, size, size]: the decoded photo resized and normalised. Thread-safe; PIL releases the
+        GIL while resizing."""
+        return self.preprocess.array(image)
 
     def embed_prepared(self, pixels: np.ndarray) -> np.ndarray:
         """float32 [N, dim] unit vectors of prepared photos [N, 3, size, size] (one network call)."""
@@ -142,8 +143,8 @@ class ProductEmbedder:
             features = features[: len(pixels)] + features[len(pixels) :]
         return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
-    def embed(self, images: Sequence[ImageSource], batch_size: int | None = None) -> np.ndarray:
-        """float32 [N, dim] unit vectors, one per image, computed `batch_size` images at a time."""
+    def embed(self, images: Sequence[Pixels], batch_size: int | None = None) -> np.ndarray:
+        """float32 [N, dim] unit vectors, one per decoded image, computed `batch_size` images at a time."""
         step = batch_size or self.batch_size
         out = [
             self.embed_prepared(np.stack([self.prepare(image) for image in images[start : start + step]]))
@@ -152,7 +153,7 @@ class ProductEmbedder:
         return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
-    def classify(self, images: Sequence[ImageSource]) -> np.ndarray:
+    def classify(self, images: Sequence[Pixels]) -> np.ndarray:
         """float32 [N, classes] logits of the backbone's own (ImageNet) classifier."""
         pixels = np.stack([self.prepare(image) for image in images])
         return self._net(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()
@@ -232,15 +233,17 @@ def create_embedder(
         device: "cpu" or "cuda" (torch on the GPU, batches of GPU_BATCH); default: a GPU when torch sees one.
 
     Returns:
-        A `ProductEmbedder` whose `embed(images)` gives float32 [N, dim] unit vectors.
+        A `ProductEmbedder` whose `embed(images)` gives float32 [N, dim] unit vectors of decoded photos
+        (RGB PIL images or uint8 HxWx3 arrays).
 
     Raises:
         UnknownModelError: `name` is neither registered nor a timm model.
         WeightsUnavailableError: the weights cannot be found or read here (one-line reason).
 
     Example:
+        >>> from lookalike.images.loading import load_image
         >>> embedder = create_embedder("efficientnet_lite1")
-        >>> embedder.embed(["shoe.jpg"]).shape
+        >>> embedder.embed([load_image("shoe.jpg")]).shape
         (1, 1280)
     """
     overrides = {"size": size, "flip": flip, "resize": resize, "backend": backend, "device": device}

@@ -76,6 +76,9 @@ class FaceCfg(ModelCfg):
     dim: int = 0
     metric: str = "euclidean"
     threshold: float | None = None  # "same person" at or below; measured per model on LFW, None if not
+    # "this gallery person" at or below in a 1:N search: a stranger's nearest of many faces is closer than one
+    # pair's, so it is stricter; chosen for 1% of strangers named on LFW's identification protocol (docs/faces.md)
+    identify_threshold: float | None = None
     input_size: int | None = None
     alignment: str = "box_crop"  # or "dlib_chip", "arcface_5point"
     padding: float = 0.25  # dlib chips

@@ -10,43 +10,42 @@ from pathlib import Path
 
 import pytest
 
-from bench.cold_start import launched_app
+from bench.cold_start import launched_app, wait_until_ready
+from lookalike.app import demo
 from lookalike.paths import REPO_ROOT
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
-CATEGORIES = ("watches", "sunglasses", "handbags")
-PER_CATEGORY = 36
 UPLOAD_TTL_S = 20  # short, so the test can check the purge; longer than a browser attempt takes
 UPLOADED: set[str] = set()  # names of the photos the tests send; none may stay on the server
 
 
 @pytest.fixture(scope="module")
-def catalog(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small catalog of real photos (symlinked, not copied), enough for 30 results per category."""
-    root = tmp_path_factory.mktemp("catalog")
-    for category in CATEGORIES:
-        (root / category).mkdir()
-        for photo in sorted((data_root / "products" / category).glob("*.jpg"))[:PER_CATEGORY]:
-            (root / category / photo.name).symlink_to(photo)
-    return root
-
-
-@pytest.fixture(scope="module")
-def app_url(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app started the way a user starts it, building its index from LOOKALIKE_CATALOG."""
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app started as a newcomer starts it: no option, an empty cache, so it indexes the bundled demo
+    catalog in the background and serves it once ready."""
+    assert demo.available(), "the demo catalog is missing from assets/"
     work = tmp_path_factory.mktemp("app")
     env = {
-        "LOOKALIKE_CATALOG": str(catalog),
+        "LOOKALIKE_CACHE": str(work / "cache"),
         "GRADIO_TEMP_DIR": str(work / "gradio"),
         "LOOKALIKE_UPLOAD_TTL": str(UPLOAD_TTL_S),
     }
-    with launched_app(work / "index", timeout=240.0, env=env) as (url, _seconds):
+    for name in ("LOOKALIKE_INDEX", "LOOKALIKE_CATALOG"):
+        os.environ.pop(name, None)
+    with launched_app(None, timeout=240.0, env=env) as (url, _seconds):
+        wait_until_ready(url, timeout=400.0)
         yield url
         deadline = time.monotonic() + 3 * UPLOAD_TTL_S  # the purge runs every TTL/2 for files older than TTL
         while (kept := {p.name for p in (work / "gradio").rglob("*")} & UPLOADED) and time.monotonic() < deadline:
             time.sleep(1)
         assert not kept, f"uploaded photos were kept on the server: {kept}"
+        assert not list(demo.DEMO_CATALOG.rglob("*.sqlite")), "the app wrote into the demo catalog"
+
+
+def _example(category: str) -> Path:
+    """A held-out demo example photo of `category` (never in the demo catalog)."""
+    return next(p for p in map(Path, demo.examples()) if p.name.startswith(f"{category}_"))
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +55,24 @@ def client(app_url: str):
     return Client(app_url, verbose=False, download_files=False)
 
 
-def test_api_search_returns_the_cli_json(client, data_root: Path, catalog: Path, app_url: str) -> None:
+def test_api_search_returns_the_cli_json(client, app_url: str) -> None:
     """A plain image in, the JSON of `lookalike search --json` back: by gradio_client, and by plain HTTP
-    with the photo inlined as a data: URI (what the README's curl example sends)."""
+    with the photo inlined as a data: URI (what the curl example in docs/api.md sends)."""
     import httpx
     from gradio_client import handle_file
 
     from bench.load_test import _call, _data_uri
 
-    query = sorted((data_root / "products" / "watches").glob("*.jpg"))[-1]
+    query = _example("milk")
     UPLOADED.add(query.name)
     found = client.predict(handle_file(str(query)), 30, "category", api_name="/search")
-    assert found["categories"][0]["label"] == "watches"
+    assert found["categories"][0]["label"] == "milk"
     assert len(found["results"]) == 30 and found["results"][0]["rank"] == 1
     assert set(found["results"][0]) == {"rank", "path", "category", "product_id", "title", "price", "url",
-                                        "similarity", "distance", "inliers"}
-    assert found["results"][0]["inliers"] is None  # this index has no local features: nothing verified
+                                        "similarity", "cosine", "distance", "inliers"}
+    first = found["results"][0]
+    assert not Path(first["path"]).is_absolute() and first["path"].startswith("milk/")  # relative to the catalog
+    assert first["title"] and 0.0 <= first["similarity"] <= 1.0 and -1.0 <= first["cosine"] <= 1.0
     with httpx.Client(timeout=120) as http:
         inline = _call(http, app_url, "search", [_data_uri(query), 5, "all"])
     assert [hit["path"] for hit in inline["results"]] == [hit["path"] for hit in found["results"][:5]] or (
@@ -107,6 +108,25 @@ def test_api_errors_name_the_users_photo_not_a_server_path(client, app_url: str,
     server_file = {"path": "/etc/hostname", "url": None, "meta": {"_type": "gradio.FileData"}}
     with httpx.Client(timeout=60) as http, pytest.raises(RuntimeError, match=r"must be uploaded|not allowed|Cannot"):
         _call(http, app_url, "search", [server_file, 5, "all"])  # the server never opens a file of its own
+
+
+def test_a_visitors_face_gallery_is_theirs_alone(app_url: str, data_root: Path) -> None:
+    """Two clients (two browser sessions): the gallery one makes names Colin Powell for it; the other's
+    gallery holds only its own person, so the same photo is not named Colin there."""
+    from gradio_client import Client, handle_file
+
+    first, second = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    photos = sorted((data_root / "faces" / "Colin_Powell").glob("*.jpg"))[:2]
+    tony = sorted((data_root / "faces" / "Tony_Blair").glob("*.jpg"))[0]
+    UPLOADED.update(p.name for p in [*photos, tony])
+    _crops, note = first.predict(handle_file(str(photos[0])), "Colin", api_name="/add_person_ui")
+    assert "Added Colin: 1 of" in note
+    _crops, note = second.predict(handle_file(str(tony)), "Tony", api_name="/add_person_ui")
+    assert "Added Tony: 1 of" in note  # not 2: the first client's face is not in this gallery
+    _boxed, decisions, _matches = first.predict(handle_file(str(photos[1])), 0.66, 5, api_name="/identify_ui")
+    assert "Face 1: **Colin**" in decisions
+    _boxed, decisions, _matches = second.predict(handle_file(str(photos[1])), 0.66, 5, api_name="/identify_ui")
+    assert "Face 1: **unknown** (nearest Tony" in decisions
 
 
 def _upload(page, selector: str, photo: Path) -> None:
@@ -145,7 +165,8 @@ def _upload_and_click(
 
 @pytest.mark.browser
 def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
-    """Headless Debian Chromium: search fills the gallery with 30 items; verify shows a verdict."""
+    """Headless Debian Chromium on the demo a newcomer gets: searching a held-out example photo fills the
+    gallery with 30 captioned items; verify shows a verdict."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("CI"):
@@ -154,7 +175,7 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    query = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
+    query = _example("dress")
     face1, face2 = sorted((data_root / "faces" / "Colin_Powell").glob("*.jpg"))[:2]
     UPLOADED.update({query.name, face1.name, face2.name})
     with sync_playwright() as p:
@@ -169,6 +190,8 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
             page, app_url, "Product search", {"#query": query}, "#search-btn",
             lambda: expect(results).to_have_count(30, timeout=15_000),
         )
+        page.locator("#results img").first.click()  # the preview shows the item's caption
+        expect(page.locator("#results .caption-label").first).to_contain_text("%", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "product_search.png"), full_page=True)
 
         verdict = page.locator("#verdict")

@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "lookalike.images": ("model_zoo", "lookalike.products", "lookalike.faces", "lookalike.evaluation",
                          "lookalike.training", "lookalike.cli"),
-    "model_zoo": ("lookalike.products", "lookalike.faces", "lookalike.evaluation", "lookalike.training",
-                  "lookalike.cli"),
+    "model_zoo": ("lookalike",),  # a leaf: lookalike imports model_zoo, never the other way
     "lookalike.vectors": ("model_zoo", "lookalike.products", "lookalike.faces", "lookalike.evaluation",
                           "lookalike.training", "lookalike.cli"),
     "lookalike.products": ("lookalike.faces", "lookalike.evaluation", "lookalike.training", "lookalike.cli"),
@@ -58,6 +57,18 @@ def test_imports_flow_one_way() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_only_the_serve_command_imports_the_app() -> None:
+    """The web app sits on top: no engine, model or other command depends on it (or on Gradio)."""
+    problems = [
+        f"{_module_name(path)} imports {name}"
+        for path in sorted([*ROOT.glob("lookalike/**/*.py"), *ROOT.glob("model_zoo/**/*.py")])
+        if not _module_name(path).startswith(("lookalike.app", "lookalike.cli.serve"))
+        for name in _imports(path)
+        if name == "lookalike.app" or name.startswith("lookalike.app.")
+    ]
+    assert not problems, "\n".join(problems)
+
+
 def _fresh_python(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -74,19 +85,20 @@ def test_help_and_import_load_no_torch() -> None:
         "print(help)\n"
     )
     assert out.splitlines()[0] == "[]"
-    for command in ("build", "search", "verify", "eval-products", "eval-faces", "train-head", "train-embedding"):
+    for command in ("build", "search", "verify", "eval-products", "eval-faces", "train-head", "train-embedding",
+                    "serve"):
         assert command in out
 
 
-def test_model_zoo_never_loads_training_code() -> None:
+def test_model_zoo_loads_nothing_of_lookalike() -> None:
+    """Models are built and listed without a single `lookalike` module: the zoo depends on no app code."""
     out = _fresh_python(
         "import sys, model_zoo\n"
         "model_zoo.create_embedder('efficientnet_lite0')\n"
         "model_zoo.list_face_models()\n"
-        "print(sorted(m for m in sys.modules if m.startswith('lookalike.')))\n"
+        "print(sorted(m for m in sys.modules if m == 'lookalike' or m.startswith('lookalike.')))\n"
     )
-    loaded = ast.literal_eval(out.strip())
-    assert loaded and all(m.startswith(("lookalike.images", "lookalike.paths")) for m in loaded), loaded
+    assert ast.literal_eval(out.strip()) == []
 
 
 def test_public_api_is_documented() -> None:
@@ -135,7 +147,10 @@ def test_wheel_ships_the_two_packages_and_the_command(tmp_path: Path) -> None:
     assert tops == {"lookalike", "model_zoo"}
     for module in ("lookalike/__init__.py", "lookalike/products/search.py", "lookalike/faces/verify.py",
                    "lookalike/evaluation/faces.py", "lookalike/training/head.py", "lookalike/cli/main.py",
-                   "model_zoo/registry.py"):
+                   "model_zoo/registry.py", "lookalike/cli/serve.py"):
         assert module in names
+    app_modules = {"__init__", "uploads", "services", "products", "faces", "layout", "api", "server"}
+    assert {f"lookalike/app/{module}.py" for module in app_modules} <= set(names)
+    assert {"lookalike/app/examples/astronaut.jpg", "lookalike/app/examples/astronaut_variant.jpg"} <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lookalike = lookalike.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -11,7 +11,7 @@ from pathlib import Path
 from lookalike.cli.common import UserError, print_result
 from lookalike.images.loading import ImageError, load_image
 from lookalike.presentation import words_read
-from lookalike.products.build import DEFAULT_HEAD_MODEL, DEFAULT_TREES, ENGINES
+from lookalike.products.build import DEFAULT_HEAD_MODEL, DEFAULT_TREES, ENGINES, BuildOptions
 from lookalike.products.catalog import attach_metadata, from_manifest, read_catalog
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
@@ -47,16 +47,20 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The build's options from the arguments `add_build_arguments` declares (the one place they meet)."""
+    return BuildOptions(
+        model=args.model, weights=args.weights, size=args.size, flip=args.flip, device=args.device,
+        manifest=args.manifest, trees=args.trees, batch_size=args.batch_size, store=args.store, update=args.update,
+        engine=args.engine, ray_address=args.ray_address, local_features=args.local_features,
+        read_text=args.read_text, head_model=args.head_model, vote=NeighbourVote(weight=args.vote_weight),
+    )
+
+
 def run_build(args: argparse.Namespace) -> int:
     from lookalike.products.build import build_index
 
-    report = build_index(
-        args.catalog, args.out, model=args.model, manifest=args.manifest, trees=args.trees,
-        batch_size=args.batch_size, weights=args.weights, size=args.size, flip=args.flip, device=args.device,
-        vote=NeighbourVote(weight=args.vote_weight), show_bar=not args.json, store=args.store,
-        update=args.update, engine=args.engine, ray_address=args.ray_address, local_features=args.local_features,
-        read_text=args.read_text, head_model=args.head_model,
-    )
+    report = build_index(args.catalog, args.out, build_options(args), show_bar=not args.json)
     accuracy, store, update = report["head"]["held_out_accuracy"], report["store"], report.get("update")
     words = report.get("words")
     lines = [
@@ -129,45 +133,50 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ray: embed on a Ray Data actor pool (this machine, or --ray-address)")
     parser.add_argument("--ray-address", help="a Ray cluster to join (ray://head:10001, or auto on a cluster node)")
     parser.add_argument("--local-features", action="store_true", default=None,
-                        help="store SIFT keypoints of every photo (~44 KB each) so search can verify its first hits")
+                        help="store SIFT keypoints of every photo (size and time: docs/benchmarks.md) so search "
+                             "can verify its first hits")
     parser.add_argument("--read-text", action="store_true", default=None,
-                        help="read the words printed on every photo (OCR, ~0.25 s a photo) so a query's words "
-                             "vote for its category: for catalogs of printed packs")
+                        help="read the words printed on every photo (OCR, slow: docs/benchmarks.md) so a query's "
+                             "words vote for its category: for catalogs of printed packs")
     parser.add_argument("--head-model", default=DEFAULT_HEAD_MODEL,
                         help="a second product model whose vector of each photo the category head reads beside "
-                             "the index's own (~27 ms a query more for Lite2); none: the index's vectors alone")
+                             "the index's own (its cost a query: docs/benchmarks.md); none: the index's vectors "
+                             "alone")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
     parser.set_defaults(func=run_build)
 
 
+def add_query_arguments(parser: argparse.ArgumentParser) -> None:
+    """The index and how to query it: `search` and `eval-products` take the same (eval scores what search does)."""
+    parser.add_argument("--index", type=Path, required=True, help="index folder from index_builder.py")
+    parser.add_argument("--top-k", type=int, default=30, help="hits a query returns (default 30)")
+    parser.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE,
+                        help="category: the first category only; all: the whole catalog; blend: the whole "
+                             "catalog, by similarity x category probability")
+    parser.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                        help="verify the first hits with local features (default: on for an index built with "
+                             "--local-features)")
+    parser.add_argument("--read-text", action=argparse.BooleanOptionalAction, default=None,
+                        help="let the query's printed words vote for its category (default: on for an index "
+                             "built with --read-text)")
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_build_arguments(subparsers.add_parser("build", help="build the product-search index of a catalog"))
     search = subparsers.add_parser("search", help="find the catalog items most like a photo")
     search.add_argument("image", help="query photo")
-    search.add_argument("--index", type=Path, required=True, help="index folder from index_builder.py")
-    search.add_argument("--top-k", type=int, default=30)
-    search.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
-    search.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
-                        help="verify the first hits with local features (an index built with --local-features)")
-    search.add_argument("--read-text", action=argparse.BooleanOptionalAction, default=None,
-                        help="let the photo's words vote for the category (default: on for an index with words)")
+    add_query_arguments(search)
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=run_search)
 
     evaluation = subparsers.add_parser("eval-products", help="score an index with labelled query photos")
-    evaluation.add_argument("--index", type=Path, required=True)
+    add_query_arguments(evaluation)
     evaluation.add_argument("--queries", type=Path, help="folder of category sub-folders of query photos")
     evaluation.add_argument("--queries-manifest", type=Path, help="query manifest CSV (from split-catalog)")
-    evaluation.add_argument("--top-k", type=int, default=30)
-    evaluation.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
     evaluation.add_argument("--latency-queries", type=int, default=100,
                             help="queries timed one by one, end to end (quality uses all queries)")
-    evaluation.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
-                            help="verify the first hits, as search does (default: on for an index with local features)")
-    evaluation.add_argument("--read-text", action=argparse.BooleanOptionalAction, default=None,
-                            help="read each query's words, as search does (default: on for an index with words)")
     evaluation.add_argument("--json", action="store_true")
     evaluation.set_defaults(func=run_eval)
 

@@ -35,15 +35,16 @@ class EmbeddedFiles:
     seconds: float  # time spent embedding them
 
 
-def face_cache(model: str, weights: Weights = None) -> EmbeddingCache:
-    """The cache of `model` (with `weights`) under the current pipeline version."""
+def face_cache(model: str, weights: Weights = None, namespace: str = "face_embeddings") -> EmbeddingCache:
+    """The cache of `model` (with `weights`) under the current pipeline version; `namespace` keeps another
+    record of the same photos apart (`photo_faces`: every face of a photo, not only the centred one)."""
     cfg = get_face_cfg(model)
     key: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_EMBEDDING}
     key.update(name=model, pipeline=PIPELINE_VERSION)
     if weights is not None:
         stat = Path(weights).stat()
         key["weights"] = [str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns]
-    return EmbeddingCache("face_embeddings", key, cfg.dim)
+    return EmbeddingCache(namespace, key, cfg.dim)
 
 
 def embed_files(

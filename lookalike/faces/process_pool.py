@@ -2,14 +2,13 @@
 
 A photo's face work is a chain of small steps (MTCNN's three networks and the Python between them,
 dlib's landmarks and chip, the embedding), much of it holding the GIL, so threads barely overlap two
-photos; processes do (verify of two 250x250 photos: p50 118 ms in two helpers, 153 ms in one process,
-`bench/face_verify_latency.py`). Each helper runs torch on one thread: MTCNN with two intra-op threads
-on a busy 2-core machine was measured at 2.4 s a photo against 73 ms on one thread, and leaving the
-face work to helpers keeps the caller's own torch settings untouched.
+photos; processes do (`bench/face_verify_latency.py`; docs/experiments/inference-runtimes.md). Each helper
+runs torch on one thread: MTCNN with two intra-op threads on a busy 2-core machine was many times slower a
+photo than on one thread, and leaving the face work to helpers keeps the caller's own torch settings untouched.
 
 How helpers start. While the caller has a single thread (a server at start-up), they are forked right
 away and inherit the caller's loaded pipeline: no second import of torch and dlib, no second model
-load (the app's cold start measured 10-11 s with forked helpers against 26 s with spawned ones).
+load (forked helpers made the app's cold start far shorter than spawned ones).
 Once other threads run, a fork could copy a lock another thread holds, so helpers are spawned
 instead and load their own pipeline.
 """

@@ -163,6 +163,11 @@ class FaceVerifier:
         distance = max(0.0, float(grid[best]))
         return first.choose(left[best // len(b)]), second.choose(right[best % len(b)]), distance, len(grid)
 
+    @property
+    def pipeline(self) -> ParallelFacePipeline:
+        """The detector, model and helper processes, for a gallery that should embed with them too."""
+        return self._pipeline
+
     def warm_up(self) -> None:
         self._pipeline.warm_up()
 

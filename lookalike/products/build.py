@@ -1,11 +1,13 @@
-"""Build a product index from a catalog: embed, train the category head, write, swap in atomically.
+"""Build a product index from a catalog, in four steps: embed, fit the category head, write, swap in.
 
-The new index is written to a temporary sibling folder, `manifest.json` last, and only then renamed
-into place; the previous index is parked beside it until the new one is in, then deleted. A build
-that dies at any point leaves the previous index loadable and unchanged (`product_index.locate`
-also finds the parked one should the process die between the two renames). A store outside the
-folder (a Milvus server or file) gets a new collection per build, dropped if the build fails, and
-the replaced index's collection is dropped once the new index is in.
+The new index is written to a temporary sibling folder, its manifest (`index.MANIFEST`) last, and only then
+renamed into place; the previous index is parked beside it until the new one is in, then deleted
+(`lookalike.vectors.index_folder`). A build that dies at any point leaves the previous index loadable and
+unchanged (`index_folder.locate` also finds the parked one should the process die between the two renames).
+One build of a folder at a time: a build holds `index_folder.write_lock(out)` from reading the index it
+replaces to its swap, and a second build of the same folder is refused at once (`IndexLockedError`).
+A store outside the folder (a Milvus server or file) gets a new collection per build, dropped if the build
+fails, and the replaced index's collection is dropped once the new index is in.
 
 `update=True` keeps the previous index's vectors for the photos whose file is unchanged (same path
 and content), embeds only new or changed photos, leaves out deleted ones, and refits the head.
@@ -17,14 +19,11 @@ and only the head keeps them.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -36,27 +35,61 @@ from lookalike.images.cache import Entry
 from lookalike.images.thumbnails import write_thumbnails
 from lookalike.products import index as product_index
 from lookalike.products import printed_words
-from lookalike.products.catalog import read_catalog
+from lookalike.products.calibration import SimilarityCalibration
+from lookalike.products.catalog import CatalogItem, read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_again, embed_catalog, local_engine
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, head_input, held_out_accuracy, preload
-from lookalike.products.index import THUMBNAILS, index_exists
+from lookalike.products.index import IndexManifest, index_exists
 from lookalike.products.local_features import reusable, write_local_features
-from lookalike.vectors.stores import DEFAULT_STORE, StoreError, VectorStore, create_store, open_store, parse_store
+from lookalike.vectors import index_folder
+from lookalike.vectors.stores import (
+    DEFAULT_STORE,
+    StoreError,
+    StoreSpec,
+    VectorStore,
+    create_store,
+    open_store,
+    parse_store,
+)
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
 
 if TYPE_CHECKING:  # the model zoo (and torch) load when an embedder is first needed
     from model_zoo.product_embedders import ProductEmbedder
 
-__all__ = ["build_index", "index_exists"]  # index_exists: callers check before building
+__all__ = ["BuildOptions", "build_index", "index_exists"]  # index_exists: callers check before building
 log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
 
 #: Annoy trees per index; with the searcher's over-fetch, recall@30 measured by `eval-products`.
 DEFAULT_TREES = 32
-#: The second backbone the category head reads beside the index's own (chosen on the category checks of the
-#: README's Experiments: 3,760 right against 3,737 with Lite1 alone; Lite0 3,749, both 3,757). "none": no view.
+#: The second backbone the category head reads beside the index's own, chosen on the category checks
+#: (docs/experiments/). "none": no view.
 DEFAULT_HEAD_MODEL = "efficientnet_lite2"
 VERSIONED = ("torch", "timm", "annoy", "pymilvus", "ray", "scikit-learn", "numpy", "lookalike")
+
+
+@dataclass(kw_only=True)
+class BuildOptions:
+    """How to build an index: the keywords of `build_index` (documented there) in one typed object, so the
+    CLI maps its arguments onto them once and a caller can keep a set of them. None: the default, or for an
+    update the previous index's choice (`_resolve`)."""
+
+    model: str = DEFAULT_PRODUCT_MODEL
+    weights: str | None = None
+    size: int | None = None
+    flip: bool | None = None
+    device: str | None = None
+    manifest: Path | None = None  # the catalog's metadata CSV, not the index's manifest
+    trees: int = DEFAULT_TREES
+    batch_size: int | None = None
+    store: str | None = None
+    update: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
+    local_features: bool | None = None
+    read_text: bool | None = None
+    head_model: str | None = DEFAULT_HEAD_MODEL
+    vote: NeighbourVote | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -69,28 +102,12 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _building_dir(out: Path) -> Path:
-    return out.with_name(f".{out.name}.building-{os.getpid()}")
-
-
-def _remove_stale_builds(out: Path) -> None:
-    """Temporary folders left by builds that were killed (their process is gone)."""
-    for folder in out.parent.glob(f".{out.name}.building-*"):
-        pid = int(folder.name.rsplit("-", 1)[1]) if folder.name.rsplit("-", 1)[1].isdigit() else 0
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, ValueError, OverflowError):
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            continue
-
-
 @dataclass
 class Previous:
     """The index an update starts from: its rows by content, and its store to read vectors from."""
 
     folder: Path
-    manifest: dict
+    manifest: IndexManifest
     rows: dict[str, dict]  # sha256 -> row (the first row of that content)
     ids: dict[tuple[str, str], int]  # (path, sha256) -> item id
     next_id: int
@@ -111,7 +128,7 @@ class Previous:
     def known(self, wanted: Iterable[str]) -> dict[str, Entry]:
         """The previous vectors of the `wanted` contents: what an update need not embed again."""
         rows = [self.rows[digest] for digest in set(wanted) if digest in self.rows]
-        store = open_store(self.folder, self.manifest["store"])
+        store = open_store(self.folder, self.manifest.store)
         try:
             _, vectors = store.vectors([row["id"] for row in rows])
         finally:
@@ -146,36 +163,6 @@ class Previous:
         return ids
 
 
-def _write(folder: Path, embedded: EmbeddedCatalog, ids: list[int], head: CategoryHead, manifest: dict,
-           store: VectorStore, previous: Previous | None) -> dict:
-    """Every part of the index but its manifest (written last: a folder without one is never a finished
-    index); returns the store's manifest entry."""
-    rows = [
-        {
-            "id": item_id,
-            "path": str(item.path),
-            "category": item.category,
-            "title": item.title,
-            "price": item.price,
-            "url": item.url,
-            "product_id": item.product_id,
-            "width": width,
-            "height": height,
-            "sha256": digest,
-        }
-        for item_id, item, digest, (width, height) in zip(
-            ids, embedded.items, embedded.digests, embedded.sizes, strict=True
-        )
-    ]
-    product_index.write_rows(folder / "catalog.sqlite", rows)
-    sources = [item.path for item in embedded.items]
-    earlier = previous.folder / THUMBNAILS if previous else None
-    manifest["thumbnails"] = write_thumbnails(sources, embedded.digests, folder / THUMBNAILS, ids, earlier)
-    head.save(folder / "head.npz")
-    store.add(ids, embedded.vectors, [item.category for item in embedded.items])
-    return store.persist()
-
-
 def _discard_store(folder: Path, entry: dict | None) -> None:
     """Drop a replaced index's vectors where they live outside its folder (a Milvus collection)."""
     if not entry or not entry.get("uri"):
@@ -188,15 +175,6 @@ def _discard_store(folder: Path, entry: dict | None) -> None:
         log.warning("could not drop the replaced index's %s vectors (%s); drop them by hand", entry["kind"], exc)
 
 
-def _swap_in(building: Path, out: Path) -> None:
-    previous = product_index.backup_dir(out)
-    shutil.rmtree(previous, ignore_errors=True)
-    if out.exists():
-        out.rename(previous)
-    building.rename(out)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
 def _view_embedder(
     embedder: ProductEmbedder, head_model: str | None, previous: Previous | None, device: str | None
 ) -> ProductEmbedder | None:
@@ -205,7 +183,7 @@ def _view_embedder(
     from model_zoo.product_embedders import create_embedder
 
     if previous is not None:
-        config = previous.manifest["head"].get("view")
+        config = previous.manifest.head_view
         return create_embedder(**config, device=device) if config else None
     wanted = head_model not in (None, "none") and head_model != embedder.name
     return create_embedder(head_model, device=device) if wanted else None
@@ -223,29 +201,220 @@ def _engine(engine: str, ray_address: str | None) -> Engine:
     return ray_engine(ray_address)
 
 
+@dataclass
+class _Plan:
+    """What a build settles before it embeds a photo: the options resolved against the index it updates, the
+    catalog's items, the store, the embedders and the engine (each made first, so a wrong name fails at once)."""
+
+    catalog: Path
+    out: Path
+    options: BuildOptions
+    items: list[CatalogItem]
+    previous: Previous | None
+    spec: StoreSpec
+    embedder: ProductEmbedder
+    view_embedder: ProductEmbedder | None
+    engine: Engine
+
+
+@dataclass
+class _Fitted:
+    """The embedded catalog, its item ids, its second-backbone vectors (if any) and the head fitted on them."""
+
+    embedded: EmbeddedCatalog
+    ids: list[int]
+    views: np.ndarray | None
+    head: CategoryHead
+    accuracy: dict
+    calibration: SimilarityCalibration | None
+
+    @property
+    def labels(self) -> list[str]:
+        return [item.category for item in self.embedded.items]
+
+
+def _resolve(options: BuildOptions, previous: Previous | None) -> BuildOptions:
+    """The options with every None settled: an update keeps the previous index's store, local features and
+    words unless told otherwise."""
+    before = previous.manifest if previous else None
+    return replace(
+        options,
+        store=options.store or (before.store["address"] if before else DEFAULT_STORE),
+        local_features=bool(before and before.local_features) if options.local_features is None
+        else options.local_features,
+        read_text=bool(before and before.words) if options.read_text is None else options.read_text,
+        vote=options.vote or NeighbourVote(),
+    )
+
+
+def _embedder(options: BuildOptions, previous: Previous | None) -> ProductEmbedder:
+    """The product embedder: an update's previous one, else the options' model."""
+    from model_zoo.product_embedders import create_embedder
+
+    if previous is not None:
+        return create_embedder(**previous.manifest.embedder, device=options.device)
+    return create_embedder(options.model, options.weights, size=options.size, flip=options.flip, device=options.device)
+
+
+def _plan(catalog: Path, out: Path, options: BuildOptions, embedder: ProductEmbedder | None) -> _Plan:
+    items = read_catalog(catalog, Path(options.manifest) if options.manifest else None)
+    previous = Previous.read(out) if options.update else None
+    options = _resolve(options, previous)
+    spec = parse_store(options.store)
+    embedder = embedder or _embedder(options, previous)
+    view_embedder = _view_embedder(embedder, options.head_model, previous, options.device)
+    preload()
+    engine = _engine(options.engine, options.ray_address)
+    return _Plan(catalog, out, options, items, previous, spec, embedder, view_embedder, engine)
+
+
+def _embed(
+    plan: _Plan, progress: Progress | None, show_bar: bool
+) -> tuple[EmbeddedCatalog, list[int], np.ndarray | None]:
+    """Step 1: the catalog's vectors (an update's unchanged photos keep theirs), the item ids, and the
+    second backbone's vectors when the head reads one."""
+    previous = plan.previous
+    known = previous.known if previous else None
+    embedded = embed_catalog(plan.items, plan.embedder, plan.options.batch_size, progress, show_bar, known,
+                             plan.engine)
+    if not embedded.items:
+        raise ValueError(f"no readable image in {plan.catalog}: {len(embedded.skipped)} files skipped")
+    ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
+    views = None
+    if plan.view_embedder is not None:
+        known_views = previous.known_views if previous else None
+        views = embed_again(embedded, plan.view_embedder, show_bar, known_views, plan.engine)
+    return embedded, ids, views
+
+
+def _fit_head(embedded: EmbeddedCatalog, ids: list[int], views: np.ndarray | None, vote: NeighbourVote) -> _Fitted:
+    """Step 2: the category head's held-out accuracy, then the head refitted on every photo; and the curve that
+    turns a hit's cosine into the similarity shown (`calibration`)."""
+    labels = [item.category for item in embedded.items]
+    accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote, views=views)
+    head = CategoryHead.fit(head_input(embedded.vectors, views), labels, start=start)
+    return _Fitted(embedded, ids, views, head, accuracy, SimilarityCalibration.fit(embedded.vectors, labels))
+
+
+def _rows(embedded: EmbeddedCatalog, ids: list[int]) -> list[dict]:
+    """The catalog's rows (`index.ROW_FIELDS`)."""
+    return [
+        {
+            "id": item_id,
+            "path": str(item.path),
+            "category": item.category,
+            "title": item.title,
+            "price": item.price,
+            "url": item.url,
+            "product_id": item.product_id,
+            "width": width,
+            "height": height,
+            "sha256": digest,
+        }
+        for item_id, item, digest, (width, height) in zip(
+            ids, embedded.items, embedded.digests, embedded.sizes, strict=True
+        )
+    ]
+
+
+def _write_parts(folder: Path, plan: _Plan, fitted: _Fitted, store: VectorStore, show_bar: bool) -> dict:
+    """Step 3: every part of the index but its manifest (written last: a folder without one is never a
+    finished index); returns the manifest's entries for them."""
+    embedded, ids, previous = fitted.embedded, fitted.ids, plan.previous
+    product_index.write_rows(folder, _rows(embedded, ids))
+    sources = [item.path for item in embedded.items]
+    earlier = product_index.thumbnails_dir(previous.folder) if previous else None
+    thumbnails = write_thumbnails(sources, embedded.digests, product_index.thumbnails_dir(folder), ids, earlier)
+    product_index.write_head(folder, fitted.head)
+    store.add(ids, embedded.vectors, fitted.labels)
+    parts = {"thumbnails": thumbnails, "store": {**store.persist(), "address": plan.options.store}}
+    if fitted.views is not None:
+        product_index.write_head_views(folder, ids, fitted.views)
+    if plan.options.local_features:
+        parts["local_features"] = _write_local_features(folder, previous, ids, sources)
+    if plan.options.read_text:
+        read_before = printed_words.reusable(previous.folder, previous.manifest.words) if previous else None
+        parts["words"] = printed_words.write_words(folder, ids, sources, embedded.digests, read_before, show_bar)
+    return parts
+
+
+def _write_local_features(folder: Path, previous: Previous | None, ids: list[int], paths: list[Path]) -> dict:
+    """The photos' keypoints; an update copies its unchanged photos' (the previous table's memory maps are
+    released on return, before the previous folder is deleted)."""
+    stored = reusable(previous.folder, previous.manifest.local_features) if previous else None
+    return write_local_features(folder, ids, paths, stored)
+
+
+def _head_entry(fitted: _Fitted, view_embedder: ProductEmbedder | None) -> dict:
+    accuracy = fitted.accuracy
+    return {"kind": "logistic_regression", "C": DEFAULT_C, "held_out_accuracy": accuracy["accuracy"],
+            "held_out_head_only_accuracy": accuracy["head_only_accuracy"],
+            "held_out": accuracy["held_out"], "refit_on": len(fitted.labels),
+            **({"view": view_embedder.config} if view_embedder else {})}
+
+
+def _update_counts(previous: Previous | None, ids: list[int]) -> dict | None:
+    """An update's kept, added and removed photos (None for a fresh build)."""
+    if previous is None:
+        return None
+    kept = sum(1 for item_id in ids if item_id < previous.next_id)
+    return {"kept": kept, "added": len(ids) - kept, "removed": len(previous.ids) - kept}
+
+
+def _manifest(plan: _Plan, fitted: _Fitted, parts: dict, seconds: float) -> IndexManifest:
+    """The index's manifest, from the build's plan, its head and the `parts` written."""
+    embedded, options = fitted.embedded, plan.options
+    return IndexManifest(
+        model=plan.embedder.name,
+        embedder=plan.embedder.config,
+        dim=plan.embedder.dim,
+        items=len(embedded.items),
+        counts=dict(sorted(Counter(fitted.labels).items())),
+        category_order=fitted.head.classes,
+        head=_head_entry(fitted, plan.view_embedder),
+        similarity=fitted.calibration.to_dict() if fitted.calibration else None,
+        neighbour_vote=asdict(options.vote),
+        catalog=str(options.manifest or plan.catalog),
+        engine=options.engine,
+        cache_hits=embedded.cache_hits,
+        skipped_count=len(embedded.skipped),
+        skipped=embedded.skipped,
+        versions=_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        update=_update_counts(plan.previous, fitted.ids),
+        build_seconds=round(seconds, 2),
+        images_per_second=round(len(plan.items) / seconds, 2),
+        **parts,
+    )
+
+
+def _write_and_swap_in(plan: _Plan, fitted: _Fitted, started: float, show_bar: bool) -> IndexManifest:
+    """Steps 3 and 4: write the index beside `plan.out`, its manifest last, and swap it in. Whatever fails,
+    the index at `plan.out` is unchanged and the new store's vectors are dropped."""
+    with index_folder.new_build(plan.out) as building:
+        store = create_store(plan.spec, building, plan.embedder.dim, plan.options.trees, plan.out.name)
+        try:
+            parts = _write_parts(building, plan, fitted, store, show_bar)
+            store.close()  # before the folder is renamed under an embedded Milvus Lite file
+            manifest = _manifest(plan, fitted, parts, time.perf_counter() - started)
+            manifest.write(building)  # last: the index is complete
+            index_folder.swap_in(building, plan.out)
+        except BaseException:
+            store.close()
+            store.discard()  # a collection outside the folder (the folder itself goes with new_build)
+            raise
+    return manifest
+
+
 def build_index(
     catalog: Path,
     out: Path,
+    options: BuildOptions | None = None,
     *,
-    model: str = DEFAULT_PRODUCT_MODEL,
-    manifest: Path | None = None,
-    trees: int = DEFAULT_TREES,
-    batch_size: int | None = None,
-    weights: str | None = None,
-    size: int | None = None,
-    flip: bool | None = None,
-    device: str | None = None,
-    store: str | None = None,
-    update: bool = False,
-    engine: str = "local",
-    ray_address: str | None = None,
-    local_features: bool | None = None,
-    read_text: bool | None = None,
-    head_model: str | None = DEFAULT_HEAD_MODEL,
     embedder: ProductEmbedder | None = None,
-    vote: NeighbourVote | None = None,
     progress: Progress | None = None,
     show_bar: bool = True,
+    **overrides,
 ) -> dict:
     """Build the product-search index of a catalog into `out`, replacing any index there atomically.
 
@@ -253,6 +422,8 @@ def build_index(
         catalog: a folder of `<category>/<photo>` files, or a manifest CSV
             (path,category[,title,price,url,product_id]).
         out: the index folder. A build that fails or is interrupted leaves the index there unchanged.
+        options: a `BuildOptions`; each of its fields may also be given as a keyword (below), which
+            overrides it.
         model, weights, size, flip, device: the product embedder (`model_zoo.create_embedder`; device
             "cuda" runs it on a GPU, the default when one is visible), unless `embedder` is given ready-made.
             An update always uses the previous index's embedder.
@@ -266,131 +437,58 @@ def build_index(
             embedded, removed ones dropped, the category head refitted.
         engine: "local" (threads in this process) or "ray" (a Ray Data actor pool; `ray_address`
             joins a cluster, None starts Ray on this machine).
-        local_features: also store every photo's SIFT keypoints (44 KB and ~19 ms a photo on the shared
-            catalog, 2 cores), so search can verify its first hits (`lookalike.products.spatial`). An update
+        local_features: also store every photo's SIFT keypoints (their size and extraction time per photo:
+            docs/benchmarks.md), so search can verify its first hits (`lookalike.products.spatial`). An update
             keeps the previous index's choice unless one is given, and copies the unchanged photos' keypoints
             (extracted with today's settings) instead of extracting them again.
-        read_text: also read the words printed on every photo (OCR, ~0.25 s a photo on 2 cores), so a
-            query's words vote for its category (`lookalike.products.printed_words`): for catalogs of printed
-            packs. An update keeps the previous index's choice unless one is given, and reads new photos only.
+        read_text: also read the words printed on every photo (OCR, slow: docs/benchmarks.md), so a query's
+            words vote for its category (`lookalike.products.printed_words`): for catalogs of printed packs.
+            An update keeps the previous index's choice unless one is given, and reads new photos only.
         head_model: a second product model (`model_zoo.create_embedder` name) whose vector of each photo the
             category head reads beside the index's own (`heads.head_input`); search then runs it on each
-            query too (~27 ms for Lite2 on 2 cores). None or "none": the head reads the index's vectors
-            alone. An update keeps the previous index's choice.
-        vote: the nearest-photo vote blended into the category ranking.
+            query too (its cost a query: docs/benchmarks.md). None or "none": the head reads the index's
+            vectors alone. An update keeps the previous index's choice.
+        vote: the nearest-photo vote blended into the category ranking (None: `NeighbourVote()`).
+        embedder: a ready-made product embedder, instead of `model` and its settings.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
 
     Returns:
-        The manifest written (`manifest.json`): counts per category, the embedder's config, the
-        store, the category head's held-out accuracy, build time and throughput, the unreadable files
-        skipped and, for an update, how many photos were kept, added and removed.
+        The manifest written (`IndexManifest.to_dict()`, as manifest.json holds it): counts per category,
+        the embedder's config, the store, the category head's held-out accuracy, build time and throughput,
+        the unreadable files skipped and, for an update, how many photos were kept, added and removed.
 
     Raises:
+        IndexLockedError: another build or update of `out` is running (the message names its pid).
+        IndexWriteError: the disk refused the new index (full, read-only); the index at `out` is unchanged.
         FileNotFoundError: `catalog` or `manifest` does not exist; `update` without an index at `out`.
         ValueError: no readable photo in the catalog, a malformed manifest, an unknown store or engine.
+        TypeError: a keyword that is not a `BuildOptions` field.
         UnknownModelError, WeightsUnavailableError: the model is unknown or its weights are not here.
 
     Example:
         >>> import lookalike
         >>> report = lookalike.build_index("shop_photos/", "index")
-        >>> report["items"], report["head"]["held_out_accuracy"]
-        (3524, 0.946)
+        >>> report["items"], report["store"]["kind"]
+        (3524, 'annoy')
         >>> lookalike.build_index("shop_photos/", "index", update=True)["update"]
         {'kept': 3524, 'added': 12, 'removed': 3}
     """
-    catalog, out = Path(catalog), Path(out)
     started = time.perf_counter()
-    items = read_catalog(catalog, Path(manifest) if manifest else None)
-    previous = Previous.read(out) if update else None
-    address = store or (previous.manifest["store"]["address"] if previous else DEFAULT_STORE)
-    spec = parse_store(address)
-    if embedder is None:
-        from model_zoo.product_embedders import create_embedder
-
-        embedder = (create_embedder(**previous.manifest["embedder"], device=device) if previous
-                    else create_embedder(model, weights, size=size, flip=flip, device=device))
-    view_embedder = _view_embedder(embedder, head_model, previous, device)
-    known = previous.known if previous else None
-    preload()
-    runner = _engine(engine, ray_address)
-    embedded = embed_catalog(items, embedder, batch_size, progress, show_bar, known, runner)
-    if not embedded.items:
-        raise ValueError(f"no readable image in {catalog}: {len(embedded.skipped)} files skipped")
-    ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
-    labels = [item.category for item in embedded.items]
-    vote = vote or NeighbourVote()
-    views = None
-    if view_embedder is not None:
-        known_views = previous.known_views if previous else None
-        views = embed_again(embedded, view_embedder, show_bar, known_views, runner)
-    accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote, views=views)
-    head = CategoryHead.fit(head_input(embedded.vectors, views), labels, start=start)
-    report = {
-        "format": product_index.FORMAT,
-        "model": embedder.name,
-        "embedder": embedder.config,
-        "dim": embedder.dim,
-        "metric": "cosine",
-        "items": len(embedded.items),
-        "counts": dict(sorted(Counter(labels).items())),
-        "category_order": head.classes,
-        "head": {"kind": "logistic_regression", "C": DEFAULT_C, "held_out_accuracy": accuracy["accuracy"],
-                 "held_out_head_only_accuracy": accuracy["head_only_accuracy"],
-                 "held_out": accuracy["held_out"], "refit_on": len(labels),
-                 **({"view": view_embedder.config} if view_embedder else {})},
-        "neighbour_vote": asdict(vote),
-        "catalog": str(manifest or catalog),
-        "engine": engine,
-        "cache_hits": embedded.cache_hits,
-        "skipped_count": len(embedded.skipped),
-        "skipped": embedded.skipped,
-        "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    if previous:
-        kept = sum(1 for item_id in ids if item_id < previous.next_id)
-        report["update"] = {"kept": kept, "added": len(ids) - kept, "removed": len(previous.ids) - kept}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(out)
-    building = _building_dir(out)
-    building.mkdir(parents=True)
-    new_store = create_store(spec, building, embedder.dim, trees, out.name)
-    replaced = previous.manifest if previous else _current_manifest(out)
-    try:
-        report["store"] = {**_write(building, embedded, ids, head, report, new_store, previous), "address": address}
-        if views is not None:
-            product_index.write_head_views(building, ids, views)
-        paths = [it.path for it in embedded.items]
-        if local_features is None:
-            local_features = bool(previous and previous.manifest.get("local_features"))
-        if local_features:
-            stored = reusable(previous.folder, previous.manifest.get("local_features")) if previous else None
-            report["local_features"] = write_local_features(building, ids, paths, stored)
-            del stored  # its memory maps, before the previous folder is deleted
-        if read_text is None:
-            read_text = bool(previous and previous.manifest.get("words"))
-        if read_text:
-            read_before = printed_words.reusable(previous.folder, previous.manifest.get("words")) if previous else None
-            report["words"] = printed_words.write_words(building, ids, paths, embedded.digests, read_before, show_bar)
-        new_store.close()  # before the folder is renamed under an embedded Milvus Lite file
-        seconds = time.perf_counter() - started
-        report.update(build_seconds=round(seconds, 2), images_per_second=round(len(items) / seconds, 2))
-        (building / "manifest.json").write_text(json.dumps(report, indent=2))  # last: the index is complete
-        _swap_in(building, out)
-    except BaseException:
-        new_store.close()
-        new_store.discard()  # a collection outside the folder (the folder itself goes below)
-        raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    if replaced:
-        _discard_store(out, replaced.get("store"))
-    return report
+    options = replace(options or BuildOptions(), **overrides)
+    with index_folder.write_lock(Path(out)):  # from reading the previous index to the swap: one writer
+        plan = _plan(Path(catalog), Path(out), options, embedder)
+        embedded, ids, views = _embed(plan, progress, show_bar)
+        fitted = _fit_head(embedded, ids, views, plan.options.vote)
+        replaced = plan.previous.manifest if plan.previous else _current_manifest(plan.out)
+        manifest = _write_and_swap_in(plan, fitted, started, show_bar)
+        if replaced:
+            _discard_store(plan.out, replaced.store)
+    return manifest.to_dict()
 
 
-def _current_manifest(out: Path) -> dict | None:
+def _current_manifest(out: Path) -> IndexManifest | None:
     """The manifest of the index a build will replace, if there is a readable one."""
     try:
-        return product_index.read_manifest(product_index.locate(out))
+        return IndexManifest.read(product_index.locate(out))
     except (FileNotFoundError, ValueError):
         return None

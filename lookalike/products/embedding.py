@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache, Entry, file_sha256
-from lookalike.images.loading import ImageError
+from lookalike.images.loading import ImageError, load_image
 from lookalike.images.thumbnails import remember
 from lookalike.products.catalog import CatalogItem
 
@@ -49,8 +49,10 @@ Engine = Callable[[list[Job], "ProductEmbedder", int], Iterator[Batch]]
 
 def decode(embedder: ProductEmbedder, path: Path, digest: str) -> tuple[np.ndarray, dict[str, int]]:
     """A photo ready for the network, and its cache record (full upright width and height); its gallery
-    thumbnail is made on the way, from the pixels already decoded."""
-    image = embedder.preprocess.load(path)
+    thumbnail is made on the way, from the pixels already decoded. A large JPEG is decoded at a reduced scale
+    (`draft`) that keeps both sides at least twice the network's input: the resize still sees plenty of pixels,
+    the decode costs a fraction."""
+    image = load_image(path, draft=embedder.preprocess.draft)
     remember(image, digest)
     width, height = image.info["full_size"]
     return embedder.preprocess.array(image), {"width": width, "height": height}

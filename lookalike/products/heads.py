@@ -10,8 +10,8 @@ everything. Stored as plain arrays (.npz, no pickle), so loading an index never 
 
 The head can read a second view of each photo: its vector from another backbone (`head_input`), joined to
 the index's own. Two ImageNet networks err on different photos: with EfficientNet-Lite2's vector beside
-Lite1's, the category checks of the README's Experiments put 3,760 queries right against 3,737 (gained 45,
-lost 22), mostly garment types the clothing photos confuse. The neighbour vote keeps the index's vectors.
+Lite1's, the category checks gain more queries than they lose, mostly garment types the clothing photos confuse
+(figures in docs/experiments/second-view.md). The neighbour vote keeps the index's vectors.
 """
 
 from __future__ import annotations
@@ -48,10 +48,11 @@ class NeighbourVote:
     """The k nearest catalog photos vote for their categories, each with weight exp(cosine / temperature);
     the vote's share `weight` is blended with the head's probabilities.
 
-    Defaults measured by 5-fold cross-validation on the catalog half of shared/data/products
-    (efficientnet_lite0, 1757 photos; grid k 5..40, temperature 0.02..0.1, weight 0..0.65, C 10..100):
-    head alone 0.9237, head + vote 0.9260. Scored once on the query half afterwards: 0.9168 -> 0.9225 for
-    Lite0, 0.9293 -> 0.9327 for the default Lite1. `weight=0` turns the vote off.
+    Defaults chosen by 5-fold cross-validation on the catalog half of shared/data/products (never the
+    queries; efficientnet_lite0; grid k 5..40, temperature 0.02..0.1, weight 0..0.65, C 10..100), where the
+    vote raised the head's category accuracy; scored once on the query half afterwards, it raised it there too,
+    for Lite0 and the default Lite1 (figures in docs/experiments/category-head.md). `weight=0` turns the vote
+    off.
     """
 
     k: int = 5
@@ -82,11 +83,11 @@ class CategoryHead:
         cls, vectors: np.ndarray, labels: list[str], c: float = DEFAULT_C, start: CategoryHead | None = None
     ) -> CategoryHead:
         """`start`, a head fitted on part of the same data (the held-out run), is where the solver begins:
-        the full fit then takes about 30 iterations instead of 70 on the shared catalog."""
+        the full fit then needs far fewer iterations (docs/experiments/inference-runtimes.md)."""
         classes = sorted(set(labels))
         if len(classes) == 1:  # nothing to choose between: always that category
             return cls(classes, np.zeros((1, vectors.shape[1]), np.float32), np.zeros(1, np.float32))
-        from sklearn.linear_model import LogisticRegression  # here: searching needs no sklearn (~2 s to import)
+        from sklearn.linear_model import LogisticRegression  # here: searching needs no sklearn (slow to import)
 
         model = LogisticRegression(C=c, max_iter=2000, warm_start=start is not None and start.classes == classes)
         if model.warm_start:
@@ -118,7 +119,7 @@ class CategoryHead:
 
 
 def preload() -> None:
-    """Import the solver in a background thread, so a build's ~2 s import overlaps its embedding."""
+    """Import the solver in a background thread, so a build's slow import overlaps its embedding."""
     threading.Thread(target=import_module, args=("sklearn.linear_model",), daemon=True).start()
 
 

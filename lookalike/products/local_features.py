@@ -1,7 +1,8 @@
 """Every catalog item's local features, stored in the index for spatial re-ranking (`rerank`).
 
 Written at build time (`lookalike build --local-features`; an update copies its unchanged photos' rows), read
-by memory-mapping, so a query touches only the rows of the candidates it verifies. Layout in INDEX/local/:
+by memory-mapping, so a query touches only the rows of the candidates it verifies. Layout in INDEX/local/
+(`index.LOCAL_FEATURES`):
 `ids.npy` (sorted item ids), `offsets.npy` (row i's keypoints are points[offsets[i]:offsets[i + 1]]),
 `points.npy` (float16 [total, 2]) and `descriptors.npy` (uint8 [total, 128]): 132 bytes a keypoint, at most 66
 KB an item (44 KB on average over the shared catalog, whose small fashion photos have few keypoints).
@@ -17,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.images.loading import ImageError, load_image
-from lookalike.products.index import IndexCorruptError
+from lookalike.products.index import LOCAL_FEATURES as FOLDER
+from lookalike.products.index import IndexCorruptError, rebuild_hint
 from lookalike.products.spatial import MAX_POINTS, MAX_SIDE, LocalFeatures, extract
 
 log = logging.getLogger(__name__)
-FOLDER = "local"
 FILES = ("ids", "offsets", "points", "descriptors")
 THREADS = 2  # OpenCV's SIFT releases the GIL: one photo per core
 #: What the stored features depend on: written into the manifest, compared before an update reuses them.
@@ -34,7 +35,8 @@ def write_local_features(
     """Extract the features of each item's photo into `folder`/local; returns the manifest entry. A photo
     that cannot be read now (it embedded a moment ago) gets no keypoints: it is never verified, only ranked.
     `previous` (an update: unchanged photos keep their ids) supplies the items it holds, so an update
-    extracts only its new or changed photos instead of the whole catalog (34 ms a photo)."""
+    extracts only its new or changed photos instead of the whole catalog (extraction is the slow part;
+    docs/scale.md)."""
 
     def features(path: Path, stored: LocalFeatures | None) -> LocalFeatures:
         if stored is not None:
@@ -78,13 +80,17 @@ class LocalFeatureTable:
     """The stored features of an index, memory-mapped; `get(ids)` from any thread."""
 
     def __init__(self, folder: Path) -> None:
-        try:
-            self._arrays = {name: np.load(folder / FOLDER / f"{name}.npy", mmap_mode="r") for name in FILES}
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"the index's local features in {folder / FOLDER} cannot be read ({exc})") from None
+        self._arrays = {}
+        for name in FILES:
+            try:
+                self._arrays[name] = np.load(folder / FOLDER / f"{name}.npy", mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:
+                raise IndexCorruptError(f"the index's local features in {folder / FOLDER}: {name}.npy cannot be "
+                                        f"read ({exc}); {rebuild_hint(folder)}") from None
         ids, offsets = self._arrays["ids"], self._arrays["offsets"]
         if len(offsets) != len(ids) + 1 or offsets[-1] != len(self._arrays["points"]):
-            raise IndexCorruptError(f"the index's local features in {folder / FOLDER} are inconsistent: rebuild it")
+            raise IndexCorruptError(f"the index's local features in {folder / FOLDER} are inconsistent; "
+                                    f"{rebuild_hint(folder)}")
 
     def get(self, ids: Sequence[int]) -> list[LocalFeatures | None]:
         """Each item's features, None for an id the table does not hold."""

@@ -6,16 +6,16 @@ oat drink from its oatghurt, or Arla's sour cream from its yoghurt; the pack say
 then vote for the categories whose photos carry them, blended after the other votes (`category_vote`).
 
 Reading uses RapidOCR's PP-OCRv6 small detector and recogniser (the `rapidocr` wheel ships them; nothing is
-downloaded) at their default size. It is slow: ~0.3 s a query on 2 cores (README), so it is a build-time choice
+downloaded) at their default size. It is slow (docs/benchmarks.md), so it is a build-time choice
 for catalogs of printed packs, and a query is read only when its other cues are unsure of the category.
 
 The rule was fixed before it was scored, and its two numbers chosen on query sets without a GroceryStore val
-photo plus half of the val queries (README, "Printed words"): words are runs of 4+ letters (accents dropped,
+photo plus half of the val queries (docs/experiments/printed-words.md): words are runs of 4+ letters (accents dropped,
 upper case) from lines read with confidence 0.7+, plus each line's letters joined ("HAVRE DRYCK" also gives
 "HAVREDRYCK"); a word votes when 5+ catalog photos carry it, with its share of each category's photos,
 normalised; the query's voting words are averaged and blended at weight 0.5. A query is read only when the
 other cues leave its first category under 0.8 (chosen on the same sets: as many right as reading every query,
-for a quarter of the reading on the val half).
+for a fraction of the reading).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache
 from lookalike.images.loading import ImageError, load_image
-from lookalike.products.index import IndexCorruptError
+from lookalike.products.index import WORDS as FILE
+from lookalike.products.index import IndexCorruptError, rebuild_hint
 
-FILE = "words.json"
 #: A recognised line counts from this confidence up.
 MIN_SCORE = 0.7
 #: Shorter runs of letters are mostly misread fragments, sizes and dates.
@@ -57,13 +57,15 @@ _readers = threading.local()
 
 def _reader(threads: int):
     """This thread's OCR engine running its networks on `threads` threads (-1: onnxruntime's choice, every
-    core), loaded on first use (~1 s); RapidOCR instances are not shared across threads."""
+    core), loaded on first use (slow to load); RapidOCR instances are not shared across threads."""
     engines = _readers.__dict__.setdefault("engines", {})
     if threads not in engines:
         from rapidocr import RapidOCR  # here: an index without words never loads it
 
         engines[threads] = RapidOCR(params={
-            "Global.use_cls": False,  # a pass a line for the same answers on the selection sets (README)
+            # the direction classifier: a pass a line for the same answers on the selection sets
+            # (docs/experiments/printed-words.md)
+            "Global.use_cls": False,
             "Global.log_level": "error",
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
@@ -100,7 +102,7 @@ def write_words(
     previous: dict[int, frozenset[str]] | None = None,
     show_bar: bool = False,
 ) -> dict:
-    """Read each item's photo into `folder`/words.json; returns the manifest entry. Only photos never read
+    """Read each item's photo into `folder`/`index.WORDS`; returns the manifest entry. Only photos never read
     before are read: `previous` (an update: unchanged photos keep their ids) supplies the items it holds, and
     the cache the photos any build on this machine read (by content, `digests`: rebuilding after a retrained
     backbone reads nothing again). The cache is the embeddings' (a record of words, an empty vector). Reading
@@ -140,7 +142,8 @@ def stored_words(folder: Path) -> dict[int, frozenset[str]]:
         stored = json.loads((folder / FILE).read_text())
         return {int(item): frozenset(str(word) for word in item_words) for item, item_words in stored.items()}
     except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise IndexCorruptError(f"the index's words in {folder / FILE} cannot be read ({exc})") from None
+        raise IndexCorruptError(f"the index's words in {folder / FILE} cannot be read ({exc}); "
+                                f"{rebuild_hint(folder)}") from None
 
 
 class WordTable:

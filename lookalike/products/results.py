@@ -9,8 +9,10 @@ import numpy as np
 
 from lookalike.products import spatial
 
+#: What a client sees of a hit (`lookalike search --json`, the app's API): a shop item's fields, its scores, and
+#: its photo's path relative to the catalog (`catalog_path`), never a path on the server.
 SUMMARY_HIT_KEYS = (
-    "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance", "inliers"
+    "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "cosine", "distance", "inliers"
 )
 
 
@@ -38,8 +40,10 @@ class Hit:
     title: str
     price: str
     url: str
-    similarity: float
+    similarity: float  # the share of catalog pairs this close that share the category (`calibration`)
     distance: float
+    cosine: float = 0.0
+    catalog_path: str = ""  # `path` relative to the catalog: what a client is shown
     thumbnail: str = ""  # a small copy made at build time (the photo itself for older indexes)
     inliers: int | None = None  # keypoint matches one homography explains; None when not verified
 
@@ -63,7 +67,10 @@ class SearchResult:
             "model": self.model,
             "scope": self.scope,
             "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
-            "results": [{key: getattr(hit, key) for key in SUMMARY_HIT_KEYS} for hit in self.results],
+            "results": [
+                {key: hit.catalog_path if key == "path" else getattr(hit, key) for key in SUMMARY_HIT_KEYS}
+                for hit in self.results
+            ],
             "timings_ms": self.timings_ms,
             "words": self.words,
         }

@@ -1,8 +1,8 @@
 """Search a product index with a photo: embed -> rank categories -> nearest items from the vector store.
 
 Similarity. Vectors are unit length, so Annoy's angular distance d is their Euclidean distance,
-d = sqrt(2 - 2 cos). Each hit reports that `distance` and `similarity = 1 - d^2 / 4 = (1 + cos) / 2`,
-the cosine mapped linearly from [-1, 1] onto [0, 1] (1: same direction, 0.5: unrelated, 0: opposite).
+d = sqrt(2 - 2 cos). Each hit reports that `distance`, its `cosine`, and a `similarity` a person can read:
+the share of the catalog's pairs that close which are of the same category (`calibration`, fitted at build).
 
 Categories. The index's head gives probabilities, blended with a vote of the query's nearest catalog
 photos (`NeighbourVote`, settings in the index manifest; an index without them uses the head alone). A head
@@ -12,13 +12,14 @@ Spatial re-ranking. An index built with local features (`--local-features`) can 
 `spatial.TOP_N` hits: SIFT keypoints of the query matched against each candidate's, kept when one homography
 explains them; verified candidates rise (`spatial.rerank`), and the whole catalog's verified first hits vote
 for the category (`spatial.category_vote`). On whenever the index has them (`DEFAULT_RERANK`): on the
-GroceryStore val queries exact-product recall@1 rose from 0.48 to 0.65 and category top-1 from 0.86 to
-0.90, for a warm p50 of 105 ms instead of 28 (scope category; README, bench/RERANK.md).
+GroceryStore val queries it raised both exact-product recall@1 and category top-1, for a few times the warm
+query time (figures in docs/experiments/spatial-reranking.md and docs/benchmarks.md).
 
 Printed words. An index built with `--read-text` holds the words read on every catalog photo; the query's
 words then vote for the category too (`printed_words`), on whenever the index has them: a brand's packs share
-their look, not their words ("HAVREDRYCK", "GRÄDDFIL"). Reading costs ~0.3 s a query on 2 cores, so a query
-is read only when its other cues leave the category unsure (`printed_words.READ_BELOW`; README).
+their look, not their words ("HAVREDRYCK", "GRÄDDFIL"). Reading is slow next to the rest of a query, so a
+query is read only when its other cues leave the category unsure (`printed_words.READ_BELOW`;
+docs/experiments/printed-words.md).
 
 Scope. "category" searches only the category ranked first, "all" the whole catalog, "blend" the whole
 catalog's nearest items re-ordered by similarity x their category's probability. The store
@@ -27,12 +28,15 @@ over-fetched candidates are re-scored against the stored vectors, so ANN error c
 never misorder them; Milvus scores its hits itself. Hit metadata is read from the catalog's SQLite.
 
 A searcher is loaded once and is safe to query from several threads: the index is read-only after
-loading (Annoy's Python queries are thread-safe, spotify/annoy#260; the catalog is read through one
-SQLite connection per thread), and the model runs under `torch.inference_mode` in eval mode.
+loading (Annoy's Python queries are thread-safe, spotify/annoy#260; the catalog is read through the one
+SQLite connection opened at load, under a lock), and the model runs under `torch.inference_mode` in eval
+mode. It keeps reading the folder it loaded after a build swapped in a new one; `lookalike.products.live`
+follows the folder and serves each new index as it appears.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +48,7 @@ from PIL import Image
 from lookalike.images.loading import ImageSource, load_image
 from lookalike.instances import Instances
 from lookalike.products import printed_words, spatial
+from lookalike.products.calibration import SimilarityCalibration, linear_similarity
 from lookalike.products.heads import NeighbourVote, head_input, ranking
 from lookalike.products.index import LoadedIndex, load_index
 from lookalike.products.local_features import LocalFeatureTable
@@ -79,18 +84,23 @@ class ProductSearcher:
     def __init__(self, index: LoadedIndex, embedder: ProductEmbedder, view: ProductEmbedder | None = None) -> None:
         """`view`: the head's second backbone, made from the manifest when the head has one and none is given."""
         self.index, self.embedder = index, embedder
-        view_config = index.manifest["head"].get("view")
+        view_config = index.manifest.head_view
         if view is None and view_config:
             from model_zoo.product_embedders import create_embedder
 
             view = create_embedder(**view_config)
         self.view = view if view_config else None
         self._exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # eval's reference, on demand
-        self.vote = NeighbourVote(**index.manifest.get("neighbour_vote", {"weight": 0.0}))
+        vote = index.manifest.neighbour_vote
+        self.vote = NeighbourVote(**vote) if vote is not None else NeighbourVote(weight=0.0)
         self._head_class = {category: i for i, category in enumerate(index.head.classes)}  # probs columns
-        self.local = LocalFeatureTable(index.folder) if index.manifest.get("local_features") else None
+        similarity = index.manifest.similarity
+        self._calibration = SimilarityCalibration.from_dict(similarity) if similarity else None
+        folders = index.rows.folders()
+        self._catalog_root = Path(os.path.commonpath(folders)) if folders else None  # hits' paths relative to it
+        self.local = LocalFeatureTable(index.folder) if index.manifest.local_features else None
         self.words = None
-        if index.manifest.get("words"):
+        if index.manifest.words:
             categories = dict(zip(index.rows.column("id"), index.rows.column("category"), strict=True))
             self.words = printed_words.WordTable(printed_words.stored_words(index.folder), categories)
 
@@ -106,11 +116,20 @@ class ProductSearcher:
         from model_zoo.product_embedders import create_embedder
 
         index = load_index(Path(index_dir))
-        return cls(index, embedder or create_embedder(**index.manifest["embedder"]))
+        try:
+            return cls(index, embedder or create_embedder(**index.manifest.embedder))
+        except BaseException:
+            index.close()
+            raise
+
+    def close(self) -> None:
+        """Release the index's files (its store and catalog connection): a server that reloads an updated
+        index closes the replaced searcher (`lookalike.products.live`), so memory does not grow."""
+        self.index.close()
 
     @property
     def model(self) -> str:
-        return self.index.manifest["model"]
+        return self.index.manifest.model
 
     def _scope(self, scope: str, category: str) -> str | None:
         if scope not in SCOPES:
@@ -119,10 +138,10 @@ class ProductSearcher:
 
     @staticmethod
     def _blend(cosines: np.ndarray, categories: Sequence[str], ranking: list[tuple[str, float]]) -> np.ndarray:
-        """Scope "blend": similarity x the item's category probability, so a near-identical item of another
-        category still shows, below the likely category's close matches."""
+        """Scope "blend": the cosine on [0, 1] x the item's category probability, so a near-identical item of
+        another category still shows, below the likely category's close matches."""
         probs = dict(ranking)
-        return (1.0 + cosines) / 2.0 * np.asarray([probs.get(c, 0.0) for c in categories])
+        return linear_similarity(cosines) * np.asarray([probs.get(c, 0.0) for c in categories])
 
     def exact_ids(self, vector: np.ndarray, top_k: int, scope: str, ranking: list[tuple[str, float]]) -> list[int]:
         """Brute-force top-k ids in the scope, given the query's full category ranking (the reference the ANN
@@ -234,11 +253,24 @@ class ProductSearcher:
             title=row["title"] or "",
             price=row["price"] or "",
             url=row["url"] or "",
-            similarity=round((1.0 + cosine) / 2.0, 6),
+            similarity=round(self.similarity(cosine), 4),
+            cosine=round(cosine, 6),
             distance=round(float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine))), 6),
+            catalog_path=self._relative(row["path"]),
             thumbnail=self.index.thumbnail(row),
             inliers=None if inliers < 0 else inliers,
         )
+
+    def similarity(self, cosine: float) -> float:
+        """What a hit's cosine means: the share of catalog pairs that close of the same category (the build's
+        calibration), or the cosine moved onto [0, 1] for an index built before calibration."""
+        return self._calibration.score(cosine) if self._calibration else linear_similarity(cosine)
+
+    def _relative(self, path: str) -> str:
+        """A catalog photo's path as its catalog names it: never the server's folders (what a client sees)."""
+        if self._catalog_root is None:
+            return Path(path).name
+        return Path(path).relative_to(self._catalog_root).as_posix()
 
     def search(
         self,
@@ -261,10 +293,11 @@ class ProductSearcher:
     ) -> tuple[np.ndarray, QueryCues]:
         """The query's vector and its cues (keypoints when its hits are to be verified, words when they are
         to be read, the head's second view when it has one); keep both to re-run `search_vector` without the
-        photo. One after the other: extracting in a thread while the network ran took the network from 25 to
-        75 ms (its two threads wait for each other when one core is taken); with the head's second view, threads
-        for the view and the keypoints saved 7 of 68 ms on an idle machine, not worth a pool in every query
-        when a server answering several queries at once keeps both cores busy anyway (README, sixth round)."""
+        photo. One after the other: extracting in a thread while the network ran made the network several
+        times slower (its two threads wait for each other when one core is taken); with the head's second view,
+        threads for the view and the keypoints saved little on an idle machine, not worth a pool in every query
+        when a server answering several queries at once keeps both cores busy anyway
+        (docs/experiments/second-view.md)."""
         photo = load_image(image)
         vector = self.embedder.embed([photo])[0]
         return vector, self.query_cues(photo, vector, rerank, read_text)
@@ -275,8 +308,8 @@ class ProductSearcher:
     ) -> QueryCues:
         """The cues of a decoded query photo (its `vector` too) that search will use (`wants_rerank`,
         `wants_text`, the head's second view unless given as `view`). The words are read only when every
-        other cue leaves the first category under `printed_words.READ_BELOW`: reading costs ~0.3 s, and a
-        sure ranking does not need it."""
+        other cue leaves the first category under `printed_words.READ_BELOW`: reading is slow, and a sure
+        ranking does not need it."""
         if self.view is not None and view is None:
             view = self.view.embed([photo])[0]
         keypoints = spatial.extract(photo) if self.wants_rerank(rerank) else None
@@ -336,7 +369,7 @@ def search(
             hit then reports its `inliers`.
         read_text: read the words printed on the photo and let them vote for the category (an index built
             with --read-text; None: on for such an index), when the other cues are unsure of the category
-            (~0.3 s a query read, on 2 cores).
+            (a read query is slow: docs/benchmarks.md).
 
     Returns:
         A `SearchResult`: the category ranking (label, probability), the hits (path, category,

@@ -8,13 +8,13 @@ is the evidence of "the same product". Catalog-side features are extracted once,
 matching its first candidates only.
 
 The defaults below were picked on a dev split of the GroceryStore train photos (the last 16 photos of each
-product left out of the catalog, every 4th of them a query: 124 queries; never the official val photos),
-under the query budget. Exact-product recall@1 in the predicted category: 0.806 without re-ranking; 0.879
-at 348 px, the first 10-30 candidates, RANSAC (2.5-4 ms a candidate); 0.887 with USAC_ACCURATE instead
-(0.2 ms a candidate for the homography, ~1 ms a candidate in all), at weight 0.2 and 20 candidates (scope
-all: 0.790 -> 0.871). 512 px gave 0.903 for twice the extraction time; ORB matched as well but 5x slower
-(Hamming brute force); alpha-QE over the global vectors never raised recall@1 and lowered recall@10 (the
-nearest photos it averages in are too often another product).
+product left out of the catalog, every 4th of them a query; never the official val photos), for the best
+exact-product recall@1 under the query budget: verifying the first candidates at 348 px raised it in the
+predicted category and in the whole catalog; USAC_ACCURATE matched a little better than classic RANSAC at a
+fraction of its cost a candidate. A larger side (512 px) bought a little more recall for twice the extraction
+time; ORB matched as well but slower (Hamming brute force); alpha-QE over the global vectors never raised
+recall@1 and lowered recall@10 (the nearest photos it averages in are too often another product). Figures in
+docs/experiments/spatial-reranking.md.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ MAX_SIDE = 348
 MAX_POINTS = 500
 #: Lowe's ratio test: a match counts when its best distance is below RATIO x the second best.
 RATIO = 0.8
-#: RANSAC reprojection threshold in pixels, at MAX_SIDE; the estimator (OpenCV's USAC: same inlier counts to
-#: correlation 0.996 as classic RANSAC on val pairs, 20x faster).
+#: RANSAC reprojection threshold in pixels, at MAX_SIDE; the estimator (OpenCV's USAC: nearly the same inlier
+#: counts as classic RANSAC on val pairs, many times faster; docs/experiments/spatial-reranking.md).
 RANSAC_PX = 5.0
 ESTIMATOR = cv2.USAC_ACCURATE
 #: Candidates (in cosine order) that are verified; the rest keep their cosine order below them.
@@ -115,7 +115,7 @@ def spatial_scores(query: LocalFeatures, candidates: Sequence[LocalFeatures | No
     """Inlier counts of each candidate against the query (0 for a candidate without stored features).
 
     The matrix products run on one BLAS thread: these are small, and OpenBLAS's threads keep spinning after
-    each call, which took the cores from the next query's network (search with re-ranking, p50 104 -> 78 ms)."""
+    each call, which took the cores from the next query's network and slowed search with re-ranking."""
     with _blas().limit(limits=1, user_api="blas"):
         return np.array([0 if c is None else count_inliers(query, c) for c in candidates], np.int64)
 
@@ -150,10 +150,10 @@ def category_vote(probs: np.ndarray, labels: np.ndarray, inliers: np.ndarray) ->
     numbers, `inliers`: their counts). A photo of this very product in the catalog is near-certain evidence of
     the category, where the head only sees a carton like several categories' cartons (soy milk, oat milk).
 
-    Chosen on the dev split (124 queries): category top-1 0.944 without the vote, 0.976-0.984 at 12-20 inliers
-    and weight 0.35-0.7; 20 inliers and the smallest weight at the best (0.35) were taken. On the half/half
-    split 18% of the fashion queries (one photo per product) have such a candidate, against 98% of the grocery
-    ones, and category top-1 went from 0.933 to 0.936."""
+    Chosen on the dev split: the vote raised category top-1 over a range of inlier counts and weights; the
+    most inliers and the smallest weight at the best score were taken (VOTE_INLIERS, VOTE_WEIGHT). Few fashion
+    queries (one photo per product) have such a candidate, nearly every grocery one does, so the gain on the
+    half/half split is small. Figures in docs/experiments/spatial-reranking.md."""
     verified = np.asarray(inliers) >= VOTE_INLIERS
     if not verified.any():
         return probs

@@ -55,7 +55,7 @@ def stratified_split(
     labels: Sequence[int], val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train / validation / test indices with every class in the same proportion in each part."""
-    from sklearn.model_selection import train_test_split  # here: importing sklearn costs ~2 s
+    from sklearn.model_selection import train_test_split  # here: sklearn is slow to import
 
     labels = np.asarray(labels)
     indices = np.arange(len(labels))

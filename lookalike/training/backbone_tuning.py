@@ -13,9 +13,9 @@ of one-photo products, which product proxies would only push apart. Proxies star
 What makes it fit a 2-core CPU: everything before the last `blocks` stages is frozen and run once per
 photo (its feature maps kept in memory, float16); batch norm keeps its ImageNet statistics (small batches
 would only add noise to them); augmentation works on those maps: a mirror image, and a random crop of each
-batch (70-100% of the side). On the shared catalog (3,424 photos, Lite1, 2 stages, 4 epochs) training took
-273 s on 2 cores: the frozen stages 40 s in onnxruntime (eager torch: 157 s for 2,928 photos), then ~58 s an
-epoch. A GPU (`device="cuda"`) runs the same code, the frozen stages in torch.
+batch (70-100% of the side). The frozen stages run in onnxruntime, much faster than eager torch, so a run
+on the shared catalog takes minutes (timings in docs/experiments/backbone-tuning.md). A GPU (`device="cuda"`)
+runs the same code, the frozen stages in torch.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lookalike.images.loading import ImageError
+from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import cache_dir
 from lookalike.products.catalog import CatalogItem
 from lookalike.training.settings import TuneConfig
@@ -82,7 +82,7 @@ def frozen_maps(
         arrays, kept = [], []
         for number in range(start, min(start + batch, len(items))):
             try:
-                arrays.append(embedder.prepare(items[number].path))
+                arrays.append(embedder.prepare(load_image(items[number].path, draft=embedder.preprocess.draft)))
                 kept.append(number)
             except ImageError as exc:
                 skipped.append(f"{items[number].path}: {exc}")

@@ -110,7 +110,7 @@ def train_head(
     start = time.perf_counter()
     if embedder is None:
         if model is None and install is not None:
-            embedder = create_embedder(**index_manifest(install)["embedder"])
+            embedder = create_embedder(**index_manifest(install).embedder)
         else:
             embedder = create_embedder(model or DEFAULT_PRODUCT_MODEL)
     embedded = embed_catalog(read_catalog(catalog), embedder, show_bar=False)

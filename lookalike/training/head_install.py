@@ -8,19 +8,20 @@ prove search can use it; if it cannot, the previous head is restored.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from lookalike.products.index import load_index, locate
+from lookalike.products.index import HEAD, IndexManifest, load_index, locate
 from lookalike.products.mlp_head import load_head
+from lookalike.vectors import index_folder
 
 
-def index_manifest(index_dir: Path) -> dict:
-    return json.loads((locate(Path(index_dir)) / "manifest.json").read_text())
+def index_manifest(index_dir: Path) -> IndexManifest:
+    """The manifest of the product index at `index_dir`."""
+    return IndexManifest.read(locate(Path(index_dir)))
 
 
 def _replace(path: Path, write) -> None:
@@ -30,39 +31,48 @@ def _replace(path: Path, write) -> None:
 
 
 def install_head(head_file: Path, index_dir: Path, embedder_config: dict, source: dict) -> dict:
-    """Install `head_file` (head.npz from train-head) into `index_dir`; returns the manifest's head entry."""
+    """Install `head_file` (head.npz from train-head) into `index_dir`; returns the manifest's head entry.
+    Holds the index's write lock (no build may swap the folder meanwhile) and gives the index a new
+    generation, so a server following it (`lookalike.products.live`) loads the new head."""
+    with index_folder.write_lock(Path(index_dir)):
+        entry = _install_head(head_file, index_dir, embedder_config, source)
+        index_folder.bump_generation(locate(Path(index_dir)))
+    return entry
+
+
+def _install_head(head_file: Path, index_dir: Path, embedder_config: dict, source: dict) -> dict:
     folder = locate(Path(index_dir))
     manifest = index_manifest(folder)
-    if manifest["embedder"] != embedder_config:
+    if manifest.embedder != embedder_config:
         raise ValueError(
-            f"the head was trained on {embedder_config} features but the index holds {manifest['embedder']}: "
+            f"the head was trained on {embedder_config} features but the index holds {manifest.embedder}: "
             "rerun train-head without --model so it uses the index's embedder"
         )
     head = load_head(head_file)
-    if list(head.classes) != list(manifest["category_order"]):
+    if list(head.classes) != list(manifest.category_order):
         raise ValueError(
             f"the head's categories ({len(head.classes)}) differ from the index's "
-            f"({len(manifest['category_order'])}): train it on the catalog the index was built from"
+            f"({len(manifest.category_order)}): train it on the catalog the index was built from"
         )
-    backup = folder / ".head.npz.previous"
-    shutil.copyfile(folder / "head.npz", backup)
-    previous = manifest["head"]
-    manifest["head"] = {"kind": "train-head", **source, "replaced": previous}
+    backup = folder / f".{HEAD}.previous"
+    shutil.copyfile(folder / HEAD, backup)
+    previous = manifest.head
+    manifest.head = {"kind": "train-head", **source, "replaced": previous}
     try:
-        _replace(folder / "head.npz", lambda tmp: shutil.copyfile(head_file, tmp))
-        _replace(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+        _replace(folder / HEAD, lambda tmp: shutil.copyfile(head_file, tmp))
+        manifest.write(folder)
         loaded = load_index(folder)
         _, probe = loaded.store.vectors(loaded.rows.column("id")[:8])
         loaded.close()
         if not np.allclose(loaded.head.predict_proba(probe), head.predict_proba(probe), atol=1e-5):
             raise ValueError("the index loads a different head than the one installed")
     except (OSError, ValueError) as exc:
-        os.replace(backup, folder / "head.npz")
-        manifest["head"] = previous
-        _replace(folder / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+        os.replace(backup, folder / HEAD)
+        manifest.head = previous
+        manifest.write(folder)
         raise RuntimeError(
             f"search cannot use the installed head ({exc}); the previous head is back. A multi-layer head "
-            "needs the index loader to read head.npz with lookalike.products.mlp_head.load_head"
+            f"needs the index loader to read {HEAD} with lookalike.products.mlp_head.load_head"
         ) from None
     backup.unlink()
-    return manifest["head"]
+    return manifest.head

@@ -1,5 +1,5 @@
 """Run small-tensor training on one thread: with batches of 64 rows, a second BLAS thread only adds
-synchronisation (measured ~20x slower per step on the 2-core build machine while it was busy)."""
+synchronisation (a step was many times slower with two on the 2-core build machine while it was busy)."""
 
 from __future__ import annotations
 

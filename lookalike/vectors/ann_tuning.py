@@ -5,10 +5,10 @@ size and shape, so the build measures it: a sample of the catalog is held out, t
 the real index is (same trees, same seed), and the smallest effort, in doublings from the tree count,
 at which the held-out photos' Annoy candidates (re-ranked exactly, as search does) recall
 TARGET_RECALL of their exact top-30 is kept. Held out, because a photo that is itself in the index is
-easier to find (100k clustered vectors, 8 trees, 4 nodes per candidate: recall 0.856 for indexed
-queries, 0.813 for new ones). Search reads the result from the manifest (`search_k_per_candidate`).
+easier to find, so indexed queries would overstate the recall a new photo gets
+(docs/experiments/ann-tuning.md). Search reads the result from the manifest (`search_k_per_candidate`).
 On the shared catalog and on 100k / 1M synthetic vectors the tree count already reaches the target
-(bench/REPORT.md); a catalog that needs more gets it without anyone choosing a number.
+(docs/benchmarks.md); a catalog that needs more gets it without anyone choosing a number.
 """
 
 from __future__ import annotations

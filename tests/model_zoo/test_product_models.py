@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+from lookalike.images.loading import load_image
 from lookalike.paths import REPO_ROOT
 from model_zoo import WeightsUnavailableError, create_embedder, list_product_models
 from model_zoo.product_embedders import DEFAULT_PRODUCT_MODEL
@@ -114,9 +115,10 @@ def test_onnxruntime_backend_matches_torch_on_real_photos(data_root) -> None:
     """The default backend runs an ONNX export checked against torch; both give the same vectors."""
     from model_zoo.onnx_runtime import EXPORT_MIN_COSINE, min_cosine
 
-    photos = sorted((data_root / "products").glob("*/*.jpg"))[::400]
     fast = create_embedder("efficientnet_lite0", size=160, backend="onnx")
     reference = create_embedder("efficientnet_lite0", size=160, backend="torch")
+    paths = sorted((data_root / "products").glob("*/*.jpg"))[::400]
+    photos = [load_image(path, draft=fast.preprocess.draft) for path in paths]
     assert (fast.backend, reference.backend) == ("onnxruntime", "torch")
     assert min_cosine(fast.embed(photos), reference.embed(photos)) >= EXPORT_MIN_COSINE
     again = create_embedder("efficientnet_lite0", size=160, backend="onnx")  # the cached export is reused
@@ -146,3 +148,25 @@ def test_a_checkpoint_rewritten_in_place_gets_new_cache_keys(tmp_path) -> None:
     path.write_bytes(b"retrained")
     assert fingerprint(config) != before and before["weights"] == config["weights"]
     assert fingerprint({**config, "weights": None}) == {**config, "weights": None}  # stock weights: key unchanged
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["photo.jpg", b"\xff\xd8", Image.new("RGBA", (8, 8)), Image.new("L", (8, 8)), np.zeros((8, 8), np.uint8),
+     np.zeros((8, 8, 3), np.float32)],
+    ids=["path", "bytes", "rgba", "grey", "2d-array", "float-array"],
+)
+def test_embedders_take_decoded_rgb_photos_only(lite0, image) -> None:
+    """Reading and converting photos is `lookalike.images.load_image`'s job (model_zoo imports nothing of
+    lookalike): anything but an RGB image or a uint8 HxWx3 array is refused, never converted by other rules."""
+    with pytest.raises(TypeError, match="load_image"):
+        lite0.embed([image])
+
+
+def test_model_zoo_and_lookalike_share_one_cache_folder(tmp_path, monkeypatch) -> None:
+    from lookalike.paths import cache_dir
+    from model_zoo.cache import cache_dir as zoo_cache_dir
+
+    assert cache_dir is zoo_cache_dir
+    monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
+    assert zoo_cache_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()

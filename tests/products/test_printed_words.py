@@ -1,6 +1,6 @@
 """Printed words as category evidence: the word rule, the catalog's word table and its vote, OCR on a
 rendered pack, and the wiring (read at build time, kept by an update, read for a query only when the index
-has words). Accuracy is measured on the GroceryStore protocol (README), not here."""
+has words). Accuracy is measured on the GroceryStore protocol (docs/experiments/printed-words.md), not here."""
 
 from __future__ import annotations
 

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from lookalike.cli import main as cli
+from lookalike.images.loading import load_image
 from lookalike.products import build as build_module
 from lookalike.products.build import DEFAULT_HEAD_MODEL, build_index
+from lookalike.products.calibration import linear_similarity
 from lookalike.products.catalog import from_manifest
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.index import HEAD_VIEWS, IndexCorruptError, IndexMissingError, backup_dir, read_head_views
@@ -90,12 +92,12 @@ def test_category_head_reads_the_second_backbones_view(index: Path, catalog: Pat
                                                        tmp_path: Path) -> None:
     searcher = ProductSearcher.load(index)
     searcher.vote = NeighbourVote(weight=0.0)  # the head's own probabilities
-    assert searcher.index.manifest["head"]["view"] == searcher.view.config
+    assert searcher.index.manifest.head_view == searcher.view.config
     assert searcher.view.name == DEFAULT_HEAD_MODEL != searcher.embedder.name
     assert searcher.index.head.coef.shape[1] == searcher.embedder.dim + searcher.view.dim
     photo = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
     vector, cues = searcher.embed_query(photo)
-    np.testing.assert_allclose(cues.view, searcher.view.embed([photo])[0], atol=1e-5)
+    np.testing.assert_allclose(cues.view, searcher.view.embed([load_image(photo)])[0], atol=1e-5)
     joined = np.concatenate([vector, cues.view]) / np.sqrt(2.0)
     assert np.linalg.norm(joined) == pytest.approx(1.0, abs=1e-5)
     expected = dict(zip(searcher.index.head.classes, searcher.index.head.predict_proba(joined)[0], strict=True))
@@ -105,7 +107,7 @@ def test_category_head_reads_the_second_backbones_view(index: Path, catalog: Pat
 
     build_index(catalog, tmp_path / "plain", head_model="none", **FAST)
     plain = ProductSearcher.load(tmp_path / "plain")
-    assert plain.view is None and "view" not in plain.index.manifest["head"]
+    assert plain.view is None and plain.index.manifest.head_view is None
     assert plain.index.head.coef.shape[1] == plain.embedder.dim
     assert plain.categorize(vector)[0][0] == plain.search(photo).categories[0][0]
 
@@ -116,10 +118,11 @@ def test_overlapped_decoding_embeds_like_one_photo_at_a_time(index: Path) -> Non
     from model_zoo import create_embedder
 
     loaded = ProductSearcher.load(index).index
-    embedder = create_embedder(**loaded.manifest["embedder"])
+    embedder = create_embedder(**loaded.manifest.embedder)
     rows = list(loaded.rows)[::7]
     _, stored = loaded.store.vectors([row["id"] for row in rows])
-    np.testing.assert_allclose(np.stack([embedder.embed([row["path"]])[0] for row in rows]), stored, atol=1e-5)
+    alone = [embedder.embed([load_image(row["path"], draft=embedder.preprocess.draft)])[0] for row in rows]
+    np.testing.assert_allclose(np.stack(alone), stored, atol=1e-5)
 
 
 def test_gallery_thumbnails_are_made_at_build_time(index: Path, data_root: Path) -> None:
@@ -145,8 +148,9 @@ def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) 
         assert len(result.results) == k and [hit.rank for hit in result.results] == list(range(1, k + 1))
         assert all(0.0 <= s <= 1.0 for s in similarities)
         assert similarities == sorted(similarities, reverse=True)
-        for hit in result.results:  # similarity = 1 - d^2 / 4
-            assert hit.similarity == pytest.approx(1.0 - hit.distance**2 / 4.0, abs=1e-5)
+        for hit in result.results:  # d^2 = 2 - 2 cos; the similarity is the build's calibration of the cosine
+            assert hit.cosine == pytest.approx(1.0 - hit.distance**2 / 2.0, abs=1e-5)
+            assert hit.similarity == pytest.approx(searcher.similarity(hit.cosine), abs=1e-4)
     assert result.categories[0][0] == "watches"
     assert {hit.category for hit in result.results} == {"watches"}
     assert sum(prob for _, prob in result.categories) <= 1.0 + 1e-6
@@ -157,12 +161,12 @@ def test_blend_scope_ranks_by_similarity_times_category_probability(index: Path,
     vector, cues = searcher.embed_query(sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1])
     ranking = searcher.categorize(vector, cues)
     result = searcher.search_vector(vector, 20, "blend", cues)
-    scores = [hit.similarity * dict(ranking)[hit.category] for hit in result.results]
+    scores = [linear_similarity(hit.cosine) * dict(ranking)[hit.category] for hit in result.results]
     assert len(scores) == 20 and scores == sorted(scores, reverse=True)
     assert len({hit.category for hit in result.results}) > 1  # 20 of 24 items: other categories follow
     assert [hit.id for hit in result.results] == searcher.exact_ids(vector, 20, "blend", ranking)
     plain = searcher.search_vector(vector, 20, "all", cues)
-    assert [h.similarity for h in plain.results] != [h.similarity for h in result.results]
+    assert [h.cosine for h in plain.results] != [h.cosine for h in result.results]
 
 
 def test_search_vector_matches_search(index: Path, data_root: Path) -> None:
@@ -231,10 +235,10 @@ def test_missing_and_corrupt_indexes_raise_specific_errors(index: Path, tmp_path
     broken = tmp_path / "broken"
     shutil.copytree(index, broken)
     (broken / "annoy" / "1.ann").write_bytes(b"")
-    with pytest.raises(IndexCorruptError, match=r"cannot load 1\.ann"):
+    with pytest.raises(IndexCorruptError, match=r"1\.ann is 0 bytes where the build wrote \d+"):
         ProductSearcher.load(broken)
     (broken / "annoy" / "vectors.npy").unlink()
-    with pytest.raises(IndexCorruptError, match=r"annoy store .* damaged or incomplete .*vectors\.npy"):
+    with pytest.raises(IndexCorruptError, match=r"annoy store .* damaged or incomplete: vectors\.npy is missing"):
         ProductSearcher.load(broken)
     (broken / "catalog.sqlite").unlink()
     with pytest.raises(IndexCorruptError, match=r"catalog\.sqlite is missing"):
@@ -252,9 +256,10 @@ def test_cli_search_json(index: Path, data_root: Path, capsys) -> None:
     assert {"model", "categories", "results", "timings_ms"} <= set(payload)
     assert set(payload["categories"][0]) == {"label", "prob"}
     assert len(payload["results"]) == 7
-    hit_keys = {"rank", "path", "category", "product_id", "title", "price", "url", "similarity", "distance",
-                "inliers"}
+    hit_keys = {"rank", "path", "category", "product_id", "title", "price", "url", "similarity", "cosine",
+                "distance", "inliers"}
     assert set(payload["results"][0]) == hit_keys
+    assert payload["results"][0]["path"].startswith("sunglasses/")  # relative to the catalog, not the server
 
 
 def test_cli_search_missing_index_is_one_line_error(tmp_path: Path, data_root: Path, capsys) -> None:

@@ -213,7 +213,7 @@ def test_catalog_fine_tune_round_trip(data_root: Path, tmp_path: Path) -> None:
     build_index(data_root / "products", index, manifest=manifest, model="projected", weights=str(checkpoint),
                 trees=4, show_bar=False)
     searcher = ProductSearcher.load(index)
-    assert searcher.index.manifest["dim"] == 128 and searcher.index.manifest["embedder"]["name"] == "projected"
+    assert searcher.index.manifest.dim == 128 and searcher.index.manifest.embedder["name"] == "projected"
     probe = data_root / "products" / chosen[3][0]["file"]
     result = searcher.search(probe, top_k=5, scope="all")
     assert result.results[0].product_id == chosen[3][0]["product_id"]  # a catalog photo finds its own product

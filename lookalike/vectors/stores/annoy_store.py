@@ -10,6 +10,9 @@ Nothing is read into memory at load: the OS pages in the rows a query touches, s
 catalog (5 GB as float32, 2.5 GB as float16) costs the app what its queries use, not the file size.
 Annoy forests cannot change once built, so `add` / `delete` edit the rows in memory and `persist`
 rebuilds the forests (seeded: the same rows give the same files) and measures how hard to search them.
+
+The manifest entry records each file's size (`file_sizes`), checked at `open`: Annoy loads a forest cut short at a
+node boundary without complaint and then reads past its nodes, so a truncated file must be caught before.
 """
 
 from __future__ import annotations
@@ -58,12 +61,22 @@ class AnnoyStore(VectorStore):
     def open(cls, folder: Path, entry: dict) -> AnnoyStore:
         """The store a build persisted (its manifest `entry`), memory-mapped and read-only until changed."""
         store = cls(folder, entry["dim"], entry["trees"], entry.get("dtype", "float32"))
-        try:
-            store._ids = np.load(folder / "ids.npy", mmap_mode="r")
-            store._vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-            store._codes = np.load(folder / "categories.npy", mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"annoy store at {folder} is damaged or incomplete ({exc})") from None
+        sizes = entry.get("file_sizes", {})
+        for name, size in sorted(sizes.items(), key=lambda item: not item[0].endswith(".npy")):  # arrays first
+            try:
+                found = (folder / name).stat().st_size
+            except OSError:
+                found = None
+            if found != size:
+                state = "missing" if found is None else f"{found} bytes where the build wrote {size}"
+                raise StoreError(f"annoy store at {folder} is damaged or incomplete: {name} is {state}")
+        arrays = {}
+        for name in ("ids", "vectors", "categories"):
+            try:
+                arrays[name] = np.load(folder / f"{name}.npy", mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:
+                raise StoreError(f"annoy store at {folder} is damaged or incomplete: {name}.npy ({exc})") from None
+        store._ids, store._vectors, store._codes = arrays["ids"], arrays["vectors"], arrays["categories"]
         store._names = list(entry["categories"])
         store._effort = entry.get("search_k_per_candidate", store.trees)
         count = entry.get("items")
@@ -148,7 +161,8 @@ class AnnoyStore(VectorStore):
         tuning = tune_search_k(vectors, self.trees, candidate_count(RECALL_K))
         entry = {"kind": self.kind, "uri": None, "dim": self.dim,  # the store lives in the index folder
                  "items": len(rows), "trees": self.trees, "dtype": self.dtype,
-                 "categories": list(self._names), **tuning}
+                 "categories": list(self._names), **tuning,
+                 "file_sizes": {path.name: path.stat().st_size for path in sorted(self.folder.iterdir())}}
         self.close()
         reopened = AnnoyStore.open(self.folder, entry)
         self.__dict__.update(reopened.__dict__)

@@ -9,9 +9,9 @@ Each build writes a new collection (`<prefix>_<random>`), so the collection the 
 touched; the previous one is dropped once the new index is in place (`discard`). Vectors are unit
 length and compared by inner product, so Milvus' scores are the cosines search reports. The category
 is a scalar field: scope "category" is a filtered search. The vector index is chosen by measurement
-(bench/scale.py, bench/SCALE.md): on Milvus Lite at 100k vectors IVF_FLAT and HNSW answered at about the
-same p50 over two runs (~107 ms), both ahead of FLAT (147), and IVF_FLAT had the best p95 and a third of HNSW's
-build time, so Lite gets IVF_FLAT; a server gets HNSW, the usual choice there (no server could be measured here).
+(bench/scale.py, docs/experiments/vector-stores.md): on Milvus Lite at 100k vectors IVF_FLAT and HNSW answered
+at about the same p50 over two runs, both ahead of FLAT, and IVF_FLAT had the best p95 and a much shorter build
+than HNSW, so Lite gets IVF_FLAT; a server gets HNSW, the usual choice there (no server could be measured here).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from lookalike.vectors.stores.base import EXPORT_CHUNK, Found, StoreError, Vecto
 
 INDEXES = ("FLAT", "IVF_FLAT", "HNSW")
 LITE_INDEX, SERVER_INDEX = "IVF_FLAT", "HNSW"
-NPROBE_SHARE = 8  # IVF lists probed: an eighth, at least 32 (recall@30 1.000 at 100k and 1M, bench/SCALE.md)
+NPROBE_SHARE = 8  # IVF lists probed: an eighth, at least 32 (no recall@30 lost at 100k and 1M, docs/benchmarks.md)
 
 
 def index_params(index: str, count: int) -> tuple[dict, dict]:

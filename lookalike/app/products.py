@@ -1,0 +1,73 @@
+"""The product tab's handlers: search from a photo, search again from the session's stored query vector
+when scope or top-k change, show one hit as a shop item, and follow a first-start build's progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from lookalike.app.services import Services
+from lookalike.app.uploads import read_upload, toast_errors
+from lookalike.presentation import hit_caption, hit_details, words_read
+from lookalike.products.results import SearchResult
+
+#: What the search handlers fill: categories, gallery, details line, hits' details, stored query.
+SEARCH_OUTPUTS = 5
+
+
+def _gallery(result: SearchResult) -> list[tuple[str, str]]:
+    """Thumbnails made at build time: a few KB per item to send, nothing to re-encode per request."""
+    return [
+        (hit.thumbnail or hit.path, hit_caption(hit.category, hit.similarity, hit.title, hit.price, hit.inliers))
+        for hit in result.results
+    ]
+
+
+def make_search(services: Services) -> tuple[Callable, Callable]:
+    """The Search button's handler, and the one that searches again without the photo."""
+
+    @toast_errors(SEARCH_OUTPUTS)
+    def search(query: Any, scope: str, top_k: float, verify_hits: bool):
+        """Search the catalog for the items most like the query photo (optionally cropped)."""
+        photo = read_upload(query, "the query photo")
+        with services.products.lease() as searcher:
+            query_state = searcher.embed_query(photo, bool(verify_hits) and searcher.local is not None)
+            return _results(searcher.search_vector(query_state[0], int(top_k), scope, query_state[1]), query_state)
+
+    @toast_errors(SEARCH_OUTPUTS)
+    def search_again(query_state: tuple | None, scope: str, top_k: float):
+        """Run the search again from the session's stored embedding (and keypoints), with the current
+        scope and top-k: no photo needed, nothing embedded again."""
+        if query_state is None:
+            return tuple(gr.skip() for _ in range(SEARCH_OUTPUTS))
+        with services.products.lease() as searcher:
+            return _results(searcher.search_vector(query_state[0], int(top_k), scope, query_state[1]), query_state)
+
+    return search, search_again
+
+
+def _results(result: SearchResult, query_state: tuple):
+    labels = {label: prob for label, prob in result.categories}
+    read = "" if result.words is None else f" {words_read(result.words)}."
+    details = result.summary()["results"]  # what a shopper may see: no server paths
+    return labels, _gallery(result), "Select an item to see its details." + read, details, query_state
+
+
+def show_details(details: list[dict] | None, evt: gr.SelectData) -> str:
+    if not details or evt.index is None or evt.index >= len(details):
+        return ""
+    return hit_details(details[evt.index])
+
+
+def index_status(services: Services) -> tuple[str, Any, Any]:
+    """The tab's status line while an index is built; once it is ready, the timer stops and the keypoint
+    option shows when the index can verify hits."""
+    if services.products.building:
+        return services.products.status(), gr.skip(), gr.skip()
+    return services.products.status(), gr.Timer(active=False), gr.Checkbox(visible=services.products.can_verify())
+
+
+def product_examples(services: Services, count: int = 8) -> list[str]:
+    return services.products.example_paths(count)

@@ -1,0 +1,67 @@
+"""Start the app: the options that `lookalike serve` and the root `app.py` share, and the launch.
+
+Importing this module loads no Gradio or torch (`lookalike --help` builds its parser); `serve` does.
+With no `--index`, `--catalog` or their variables the app serves the bundled demo catalog (`demo`), so a
+hosted demo works with no set-up; a catalog given alone is indexed into `./index`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+DESCRIPTION = "lookalike's web app: product search and face verification in one Gradio Blocks page."
+
+
+def add_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The app's options, each defaulting to its environment variable. Numbers are converted when the
+    app's own parser runs, so a bad GRADIO_SERVER_PORT never breaks another `lookalike` command."""
+    parser.add_argument("--index", type=Path, default=os.environ.get("LOOKALIKE_INDEX"),
+                        help="product index folder (LOOKALIKE_INDEX); with neither this nor --catalog, the bundled "
+                        "demo catalog, indexed into the cache folder at the first start")
+    parser.add_argument("--catalog", default=os.environ.get("LOOKALIKE_CATALOG"),
+                        help="catalog folder (or manifest CSV) to index in the background when the index is missing "
+                        "(LOOKALIKE_CATALOG; into --index, default ./index)")
+    parser.add_argument("--faces-index", type=Path, default=os.environ.get("LOOKALIKE_FACES_INDEX"),
+                        help="face gallery (`lookalike build-faces`) the Find a person tab searches "
+                        "(LOOKALIKE_FACES_INDEX); without one, visitors make a gallery for their session")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--auth", help="USER:PASS required to open the app")
+    parser.add_argument("--max-file-size", default="10mb", help="largest upload accepted, e.g. 10mb")
+    parser.add_argument("--concurrency", type=int, default=os.environ.get("LOOKALIKE_CONCURRENCY", "2"),
+                        help="requests processed at once (LOOKALIKE_CONCURRENCY)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return add_options(argparse.ArgumentParser(description=DESCRIPTION)).parse_args(argv)
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Load the models and the index, then serve the page until stopped."""
+    from lookalike.app.layout import build_demo
+    from lookalike.app.services import load_services, product_index_dir
+    from lookalike.products.index import thumbnails_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    services = load_services(args.index, args.catalog, args.faces_index)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo = build_demo(services)
+    served = product_index_dir(args.index, args.catalog)
+    demo.queue(default_concurrency_limit=args.concurrency).launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        max_file_size=args.max_file_size,
+        allowed_paths=[str(thumbnails_dir(served))],  # the gallery's thumbnails; nothing else of the index
+        show_error=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(parse_args(argv))

@@ -1,0 +1,202 @@
+"""What the app serves from: the product searcher and the face verifiers, loaded once at start-up and
+warmed, so each request only embeds its photo.
+
+The product index may not exist yet when the page opens: the demo catalog's index is built at the first
+start (`demo`), in a background thread, while the face tab already works and the product tab shows the
+build's progress (`ProductIndex`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.app import demo
+from lookalike.faces.gallery_index import FaceGallery
+from lookalike.faces.live import LiveGallery
+from lookalike.faces.verify import FaceVerifier
+from lookalike.instances import Instances
+from lookalike.products.live import IndexUnavailableError, LiveSearcher
+from lookalike.products.search import ProductSearcher
+from model_zoo import DEFAULT_FACE_MODEL, list_face_models
+
+log = logging.getLogger("lookalike.app")
+
+
+class IndexNotReadyError(RuntimeError):
+    """A product search asked for while there is no index: the message says why, or how far its build is."""
+
+
+class ProductIndex:
+    """The product index the tab searches, following its folder on disk (`LiveSearcher`: an update is served
+    within seconds, no restart, no failed request), or what the tab says instead: a build's progress, or
+    why there is no index (missing, damaged: the message names the file and the command to run)."""
+
+    def __init__(self, index_dir: Path, examples: list[str] | None = None) -> None:
+        self.index_dir = index_dir
+        self.examples = examples or []  # example queries kept out of the catalog (the demo's)
+        self._building: str | None = None  # what a running build is doing, for the page
+        self._failed = ""  # why the last build failed
+        self._lock = threading.Lock()
+        self.live = LiveSearcher(index_dir)  # loads now if it can; watches the folder either way
+        if self.live.loaded:
+            self._warm_up()
+
+    @property
+    def building(self) -> bool:
+        return self._building is not None
+
+    @property
+    def ready(self) -> bool:
+        return self.live.loaded
+
+    def status(self) -> str:
+        """One line for the product tab: empty while the index is served."""
+        with self._lock:
+            if self._building is not None:
+                return f"⏳ {self._building} The other tabs work meanwhile; this page updates by itself."
+        if self.live.loaded:
+            return ""
+        return f"**{self._failed or self.live.problem or 'No product index is loaded.'}**"
+
+    @contextmanager
+    def lease(self) -> Iterator[ProductSearcher]:
+        """The searcher for one request (kept open until it ends, even if an update is swapped in meanwhile),
+        or IndexNotReadyError with the status a user sees."""
+        if self.building or not self.live.loaded:
+            raise IndexNotReadyError(self.status().strip("*⏳ "))
+        try:
+            with self.live.searcher() as searcher:
+                yield searcher
+        except IndexUnavailableError as exc:
+            raise IndexNotReadyError(str(exc)) from None
+
+    def build_in_background(self, catalog: Path, manifest: Path | None = None) -> None:
+        """Build `catalog`'s index into the served folder in a daemon thread, the tab showing its progress;
+        the folder's watcher serves it once it is swapped in."""
+        self._set_building("Indexing the product catalog (starting).")
+        threading.Thread(target=self._build, args=(catalog, manifest), name="index-build", daemon=True).start()
+
+    def _build(self, catalog: Path, manifest: Path | None) -> None:
+        from lookalike.products.build import BuildOptions, build_index
+
+        def progress(done: int, total: int) -> None:
+            stage = f"embedding photo {done} of {total}" if done < total else "fitting the category head"
+            self._set_building(f"Indexing the product catalog ({stage}).")
+
+        started = time.perf_counter()
+        try:
+            build_index(catalog, self.index_dir, BuildOptions(manifest=manifest), progress=progress, show_bar=False)
+            self.live.refresh()  # serve it now rather than at the watcher's next look
+            self._warm_up()
+            log.info("product index built and served in %.1f s", time.perf_counter() - started)
+        except Exception as exc:  # the build's own message, on the tab; the other tabs keep working
+            log.exception("building the product index failed")
+            self._failed = f"Building the product index failed: {exc}"
+        finally:
+            self._set_building(None)
+
+    def can_verify(self) -> bool:
+        """Whether the served index holds keypoints (the tab then offers to verify the first hits)."""
+        if self.building or not self.ready:
+            return False
+        with self.live.searcher() as searcher:
+            return searcher.local is not None
+
+    def example_paths(self, count: int) -> list[str]:
+        """Example queries: the demo's held-out photos, else one catalog photo of each first category."""
+        if self.examples or self.building or not self.ready:
+            return self.examples[:count]
+        with self.live.searcher() as searcher:
+            return searcher.example_paths(count)
+
+    def _warm_up(self) -> None:
+        """One search of a blank photo, so the first visitor does not wait for lazy initialisation."""
+        with self.live.searcher() as searcher:
+            searcher.search(np.full((224, 224, 3), 200, dtype=np.uint8), top_k=1)
+
+    def _set_building(self, what: str | None) -> None:
+        with self._lock:
+            self._building = what
+
+    def close(self) -> None:
+        self.live.close()
+
+
+@dataclass
+class Services:
+    products: ProductIndex
+    face_models: list[str]
+    verifiers: Instances[str, FaceVerifier] = field(default_factory=lambda: Instances(FaceVerifier))
+    face_gallery: LiveGallery | None = None  # `--faces-index`, followed on disk: the people the third tab searches
+
+    def verifier(self, name: str) -> FaceVerifier:
+        """The face model `name`, loaded on its first request and shared by every one after."""
+        return self.verifiers.get(name)
+
+
+def _import_gradio_lazies() -> None:
+    """Gradio imports matplotlib and resolves its backend inside the first request it serves (a second the
+    first user waited for): do it at start-up instead."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.get_backend()
+
+
+def load_services(
+    index_dir: Path | None, catalog: str | None, faces_index: Path | None = None, warm_up: bool = True
+) -> Services:
+    """The face model, loaded (and warmed) before the server starts any thread, so its helper processes fork
+    with the model loaded; the face gallery `faces_index`, if given, searched with those helpers; then the
+    product index: `index_dir` (built from `catalog` in the background when missing), or with neither given
+    the demo catalog's, built in the background at the first start.
+
+    Raises:
+        FileNotFoundError, GalleryError: `faces_index` is not a face gallery (asked for, so the app stops).
+    """
+    start = time.perf_counter()
+    face_models = list_face_models(available_only=True)
+    verifiers: Instances[str, FaceVerifier] = Instances(FaceVerifier)
+    verifier = verifiers.get(DEFAULT_FACE_MODEL)
+    if warm_up:
+        _import_gradio_lazies()
+        verifier.warm_up()
+    face_gallery = None
+    if faces_index is not None:
+        first = FaceGallery.load(faces_index)  # which model it needs: the helpers to embed with
+        model = first.model
+        first.close()
+        face_gallery = LiveGallery(faces_index, pipeline=verifiers.get(model).pipeline)
+    face_loaded = time.perf_counter()
+    products = _product_index(index_dir, catalog)
+    log.info("loaded in %.1f s: face model and helpers %.1f s, product index %.1f s%s",
+             time.perf_counter() - start, face_loaded - start, time.perf_counter() - face_loaded,
+             " (building in the background)" if products.building else "")
+    return Services(products, face_models, verifiers, face_gallery)
+
+
+def product_index_dir(index_dir: Path | None, catalog: str | None) -> Path:
+    """The folder the app serves: the one given, `./index` for a catalog given alone, else the demo's."""
+    if index_dir is not None:
+        return index_dir
+    return Path("index") if catalog or not demo.available() else demo.index_dir()
+
+
+def _product_index(index_dir: Path | None, catalog: str | None) -> ProductIndex:
+    folder = product_index_dir(index_dir, catalog)
+    serves_demo = index_dir is None and catalog is None and demo.available()
+    products = ProductIndex(folder, demo.examples() if serves_demo else None)
+    if not products.ready and catalog:
+        products.build_in_background(Path(catalog))
+    elif not products.ready and serves_demo:
+        demo.remove_stale_indexes(keep=folder)
+        products.build_in_background(demo.PHOTOS, demo.MANIFEST)
+    return products

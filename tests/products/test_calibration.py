@@ -1,0 +1,53 @@
+"""The similarity shown for a hit: a catalog's cosines mapped to how often pairs that close share a category."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookalike.products.calibration import SimilarityCalibration
+
+
+def _clusters(noise: int = 1, per: int = 60) -> tuple[np.ndarray, list[str]]:
+    """Three categories of unit vectors around their own (fixed) centre, with some spread, in 16 dimensions;
+    `noise` seeds the points, so another seed gives new photos of the same categories."""
+    centres = np.random.default_rng(0).normal(size=(3, 16))
+    rng = np.random.default_rng(noise)
+    vectors = np.concatenate([c + 0.9 * rng.normal(size=(per, 16)) for c in centres])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), [name for name in "abc" for _ in range(per)]
+
+
+def test_closer_pairs_score_higher_and_scores_are_shares() -> None:
+    vectors, labels = _clusters()
+    curve = SimilarityCalibration.fit(vectors, labels)
+    assert curve is not None and curve.pairs > 0
+    assert list(curve.scores) == sorted(curve.scores) and all(0.0 <= s <= 1.0 for s in curve.scores)
+    assert curve.score(0.99) > 0.9 > 0.5 > curve.score(-0.5)  # near-identical: alike; opposite: not
+
+
+def test_the_curve_says_what_share_of_such_pairs_share_the_category() -> None:
+    """New queries of the same categories: among their 30 nearest catalog items (a results page), the hits
+    a score bin holds share the query's category about as often as the score says."""
+    vectors, labels = _clusters(noise=1)
+    curve = SimilarityCalibration.fit(vectors, labels)
+    queries, query_labels = _clusters(noise=2, per=100)
+    cosines = queries @ vectors.T
+    top = np.argsort(-cosines, axis=1)[:, :30]
+    shown = np.take_along_axis(cosines, top, axis=1)
+    same = np.asarray(labels)[top] == np.asarray(query_labels)[:, None]
+    predicted = np.interp(shown, curve.cosines, curve.scores)
+    checked = 0
+    for low, high in ((0.0, 0.4), (0.4, 0.8), (0.8, 1.01)):
+        inside = (predicted >= low) & (predicted < high)
+        if inside.sum() > 300:
+            checked += 1
+            assert abs(same[inside].mean() - predicted[inside].mean()) < 0.1, (low, high)
+    assert checked >= 2
+
+
+def test_round_trip_and_too_small_catalogs() -> None:
+    vectors, labels = _clusters()
+    curve = SimilarityCalibration.fit(vectors, labels)
+    assert SimilarityCalibration.from_dict(curve.to_dict()) == curve
+    assert SimilarityCalibration.fit(vectors[:2], labels[:2]) is None
+    assert SimilarityCalibration.fit(vectors, ["a"] * len(labels)) is None

@@ -1,0 +1,83 @@
+"""The index's typed manifest (`IndexManifest`): today's manifest.json reads back unchanged, and a foreign,
+unknown-version or incomplete one fails with what to do. No model is loaded: these run in a second."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lookalike.products.index import FORMAT, MANIFEST, IndexCorruptError, IndexManifest, read_manifest
+
+#: A manifest.json written by the build before the manifest was typed (an update, with a second view, local
+#: features and words: every optional entry).
+WRITTEN_BEFORE = Path(__file__).parent / "fixtures" / "manifest_v2.json"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    shutil.copyfile(WRITTEN_BEFORE, tmp_path / MANIFEST)
+    return tmp_path
+
+
+def test_a_manifest_written_before_reads_and_writes_back_byte_for_byte(folder: Path, tmp_path: Path) -> None:
+    manifest = IndexManifest.read(folder)
+    assert manifest.format_version == 2 and manifest.items == 15 and manifest.model == "efficientnet_lite1"
+    assert manifest.head_view["name"] == "efficientnet_lite2"
+    assert manifest.local_features["kind"] == "sift" and manifest.words["with_words"] == 5
+    assert manifest.update == {"kept": 15, "added": 0, "removed": 0} and manifest.extra == {}
+    (tmp_path / "again").mkdir()
+    manifest.write(tmp_path / "again")
+    assert (tmp_path / "again" / MANIFEST).read_text() == WRITTEN_BEFORE.read_text()
+    assert read_manifest(folder) == manifest
+
+
+def test_optional_entries_are_left_out_and_unknown_keys_kept(folder: Path) -> None:
+    raw = json.loads(WRITTEN_BEFORE.read_text())
+    for optional in ("update", "local_features", "words", "neighbour_vote"):
+        del raw[optional]
+    raw["added_by_a_later_version"] = {"x": 1}
+    manifest = IndexManifest.from_dict(raw)
+    assert manifest.update is manifest.local_features is manifest.words is manifest.neighbour_vote is None
+    assert manifest.extra == {"added_by_a_later_version": {"x": 1}}
+    assert manifest.to_dict() == raw
+
+
+@pytest.mark.parametrize(
+    ("format", "message"),
+    [
+        ("lookalike.product-index/3", "format version 3, and this lookalike reads version 2: rebuild"),
+        ("lookalike.product-index/1", "format version 1"),
+        ("lookalike.face-gallery/2", "not a product index"),
+        (None, "not a product index"),
+    ],
+)
+def test_an_unknown_format_says_to_rebuild(folder: Path, format: str | None, message: str) -> None:
+    raw = json.loads(WRITTEN_BEFORE.read_text())
+    raw["format"] = format
+    (folder / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(IndexCorruptError, match=message) as caught:
+        IndexManifest.read(folder)
+    assert "index_builder.py" in str(caught.value)
+
+
+def test_a_damaged_manifest_is_corrupt(folder: Path) -> None:
+    raw = json.loads(WRITTEN_BEFORE.read_text())
+    del raw["store"]
+    (folder / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(IndexCorruptError, match="lacks store"):
+        IndexManifest.read(folder)
+    (folder / MANIFEST).write_text("[1, 2]")
+    with pytest.raises(IndexCorruptError, match="not a product index"):
+        IndexManifest.read(folder)
+    (folder / MANIFEST).unlink()
+    with pytest.raises(IndexCorruptError, match=f"{MANIFEST} is missing"):
+        IndexManifest.read(folder)
+
+
+def test_a_new_manifest_names_todays_format() -> None:
+    raw = json.loads(WRITTEN_BEFORE.read_text())
+    del raw["format"]
+    assert IndexManifest(**raw).to_dict()["format"] == FORMAT
