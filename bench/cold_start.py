@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,17 +28,17 @@ def free_port() -> int:
 
 @contextmanager
 def launched_app(
-    index_dir: Path | None, timeout: float = 300.0, env: dict[str, str] | None = None
+    index_dir: Path | None, timeout: float = 300.0, env: dict[str, str] | None = None, args: Sequence[str] = ()
 ) -> Iterator[tuple[str, float]]:
     """Run the app on a free localhost port; yield its URL and the seconds it took to answer.
 
     `index_dir` None starts it with no index option (the demo catalog); `env` adds to the environment (a
-    catalog to index at start-up, an upload TTL, an empty cache folder, ...).
+    catalog to index at start-up, an upload TTL, an empty cache folder, ...); `args` adds options.
     """
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     command = [sys.executable, "app.py", *(["--index", str(index_dir)] if index_dir else []), "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
+    command += ["--port", str(port), *args]
     url = f"http://127.0.0.1:{port}/"
     # output goes to a file, not a pipe: a chatty app never blocks on a full pipe
     with tempfile.TemporaryFile("w+") as log:

@@ -13,6 +13,7 @@ import pytest
 from bench.cold_start import launched_app, wait_until_ready
 from lookalike.app import demo
 from lookalike.paths import REPO_ROOT
+from lookalike.products import index
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
@@ -21,16 +22,25 @@ UPLOADED: set[str] = set()  # names of the photos the tests send; none may stay 
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app started as a newcomer starts it: no option, an empty cache, so it indexes the bundled demo
-    catalog in the background and serves it once ready."""
-    assert demo.available(), "the demo catalog is missing from assets/"
-    work = tmp_path_factory.mktemp("app")
-    env = {
+def app_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("app")
+
+
+def _app_env(work: Path) -> dict[str, str]:
+    return {
         "LOOKALIKE_CACHE": str(work / "cache"),
         "GRADIO_TEMP_DIR": str(work / "gradio"),
         "LOOKALIKE_UPLOAD_TTL": str(UPLOAD_TTL_S),
     }
+
+
+@pytest.fixture(scope="module")
+def app_url(app_work: Path) -> Iterator[str]:
+    """The app started as a newcomer starts it: no option, an empty cache, so it indexes the bundled demo
+    catalog in the background and serves it once ready."""
+    assert demo.available(), "the demo catalog is missing from assets/"
+    work = app_work
+    env = _app_env(work)
     for name in ("LOOKALIKE_INDEX", "LOOKALIKE_CATALOG"):
         os.environ.pop(name, None)
     with launched_app(None, timeout=240.0, env=env) as (url, _seconds):
@@ -43,19 +53,23 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert not list(demo.DEMO_CATALOG.rglob("*.sqlite")), "the app wrote into the demo catalog"
 
 
-def _example(category: str) -> Path:
-    """A held-out demo example photo of `category` (never in the demo catalog)."""
-    return next(p for p in map(Path, demo.examples()) if p.name.startswith(f"{category}_"))
+def _held_out(data_root: Path, category: str) -> Path:
+    """A photo of `category` from the shared data that the demo catalog does not hold (nor its examples,
+    which Gradio keeps a copy of: a sent photo must not share a name with them)."""
+    bundled = {path.name for path in demo.PHOTOS.rglob("*.jpg")}
+    bundled |= {path.name.split("_", 1)[1] for path in demo.EXAMPLES.glob("*.jpg")}  # <category>_<file>
+    return next(p for p in sorted((data_root / "products" / category).glob("*.jpg")) if p.name not in bundled
+                and not p.name.startswith("myntra"))
 
 
 @pytest.fixture(scope="module")
 def client(app_url: str):
     from gradio_client import Client
 
-    return Client(app_url, verbose=False, download_files=False)
+    return Client(app_url, verbose=False)  # downloads what looks like a file: a hit must not
 
 
-def test_api_search_returns_the_cli_json(client, app_url: str) -> None:
+def test_api_search_returns_the_cli_json(client, app_url: str, data_root: Path) -> None:
     """A plain image in, the JSON of `lookalike search --json` back: by gradio_client, and by plain HTTP
     with the photo inlined as a data: URI (what the curl example in docs/api.md sends)."""
     import httpx
@@ -63,19 +77,19 @@ def test_api_search_returns_the_cli_json(client, app_url: str) -> None:
 
     from bench.load_test import _call, _data_uri
 
-    query = _example("milk")
+    query = _held_out(data_root, "milk")
     UPLOADED.add(query.name)
     found = client.predict(handle_file(str(query)), 30, "category", api_name="/search")
     assert found["categories"][0]["label"] == "milk"
     assert len(found["results"]) == 30 and found["results"][0]["rank"] == 1
-    assert set(found["results"][0]) == {"rank", "path", "category", "product_id", "title", "price", "url",
+    assert set(found["results"][0]) == {"rank", "photo", "category", "product_id", "title", "price", "url",
                                         "similarity", "cosine", "distance", "inliers"}
     first = found["results"][0]
-    assert not Path(first["path"]).is_absolute() and first["path"].startswith("milk/")  # relative to the catalog
+    assert not Path(first["photo"]).is_absolute() and first["photo"].startswith("milk/")  # relative to the catalog
     assert first["title"] and 0.0 <= first["similarity"] <= 1.0 and -1.0 <= first["cosine"] <= 1.0
     with httpx.Client(timeout=120) as http:
         inline = _call(http, app_url, "search", [_data_uri(query), 5, "all"])
-    assert [hit["path"] for hit in inline["results"]] == [hit["path"] for hit in found["results"][:5]] or (
+    assert [hit["photo"] for hit in inline["results"]] == [hit["photo"] for hit in found["results"][:5]] or (
         inline["scope"] == "all" and len(inline["results"]) == 5
     )
 
@@ -129,6 +143,44 @@ def test_a_visitors_face_gallery_is_theirs_alone(app_url: str, data_root: Path) 
     assert "Face 1: **unknown** (nearest Tony" in decisions
 
 
+def _index_files(work: Path) -> dict[str, Path]:
+    """One file of each kind in the demo's index folder (under the app's cache)."""
+    (folder,) = (work / "cache" / "demo-index").glob("[!.]*")
+    kinds = {"vectors": "annoy/*.ann", "catalog": index.CATALOG, "head": index.HEAD, "views": index.HEAD_VIEWS,
+             "manifest": index.MANIFEST, "thumbnail": f"{index.THUMBNAILS}/*.jpg"}
+    return {kind: next(folder.glob(pattern)) for kind, pattern in kinds.items()}
+
+
+def _file_status(http, url: str, path: Path) -> int:
+    return http.get(f"{url}gradio_api/file={path}").status_code
+
+
+def test_the_file_route_serves_thumbnails_and_nothing_else_of_the_index(app_url: str, app_work: Path) -> None:
+    """A visitor may fetch the gallery's thumbnails; the vectors, catalog database, head and manifest (server
+    paths) stay private."""
+    import httpx
+
+    files = _index_files(app_work)
+    with httpx.Client(timeout=30) as http:
+        status = {kind: _file_status(http, app_url, path) for kind, path in files.items()}
+    assert status.pop("thumbnail") == 200
+    assert set(status.values()) == {403}, status
+
+
+def test_with_auth_nothing_is_served_before_login_and_the_same_after(app_url: str, app_work: Path) -> None:
+    """The same app behind --auth (a restart on the same cache: the demo index is reused)."""
+    import httpx
+
+    files = _index_files(app_work)
+    app = launched_app(None, timeout=240.0, env=_app_env(app_work), args=["--auth", "shop:secret"])
+    with app as (url, _seconds), httpx.Client(timeout=30) as http:
+        assert {_file_status(http, url, path) for path in files.values()} <= {401, 403}
+        assert http.post(f"{url}login", data={"username": "shop", "password": "secret"}).status_code < 400
+        status = {kind: _file_status(http, url, path) for kind, path in files.items()}
+    assert status.pop("thumbnail") == 200
+    assert set(status.values()) == {403}, status
+
+
 def _upload(page, selector: str, photo: Path) -> None:
     """Choose a file in an image input, as a user picking it in the file dialog."""
     page.locator(f"{selector} input[type=file]").first.set_input_files(str(photo))
@@ -165,8 +217,8 @@ def _upload_and_click(
 
 @pytest.mark.browser
 def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
-    """Headless Debian Chromium on the demo a newcomer gets: searching a held-out example photo fills the
-    gallery with 30 captioned items; verify shows a verdict."""
+    """Headless Debian Chromium on the demo a newcomer gets: searching a photo the demo catalog does not hold
+    fills the gallery with 30 captioned items; verify shows a verdict."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("CI"):
@@ -175,7 +227,7 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    query = _example("dress")
+    query = _held_out(data_root, "dress")
     face1, face2 = sorted((data_root / "faces" / "Colin_Powell").glob("*.jpg"))[:2]
     UPLOADED.update({query.name, face1.name, face2.name})
     with sync_playwright() as p:

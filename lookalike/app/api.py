@@ -46,11 +46,12 @@ def add_api(services: Services) -> None:
                 return gallery.identify(photo, int(top_k), chosen).to_dict()
 
     def status() -> dict:
-        """Whether the product index is ready: `{"product_index": "ready" | "building" | "missing", "detail"}`
-        (a client, a health check or a test waits for "ready" after a first start)."""
+        """Whether the product index is ready: `{"product_index": "ready" | "building" | "missing", "detail",
+        "generation"}` (a client, a health check or a test waits for "ready" after a first start, or for a
+        new generation after an update)."""
         products = services.products
         state = "building" if products.building else "ready" if products.ready else "missing"
-        return {"product_index": state, "detail": products.status()}
+        return {"product_index": state, "detail": products.status(), "generation": products.live.generation}
 
     gr.api(search, api_name="search")
     gr.api(verify, api_name="verify")

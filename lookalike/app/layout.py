@@ -127,7 +127,7 @@ def _people_tab(services: Services) -> None:
                 add_btn = gr.Button("Add to my gallery", elem_id="add-person-btn")
                 clear_btn = gr.Button("Clear my gallery", variant="secondary")
                 gallery_note = gr.Markdown()
-            known = gr.Gallery(label="My gallery", columns=6, height=160, elem_id="my-gallery")
+            known = gr.Gallery(label="My gallery", columns=6, height=160, allow_preview=False, elem_id="my-gallery")
         # "undocumented": callable by a client (each client its own session and gallery), not advertised
         add_btn.click(add, [person_photo, person_name, own], [own, known, gallery_note], preprocess=False,
                       api_name="add_person_ui", api_visibility="undocumented")
@@ -141,7 +141,7 @@ def _people_tab(services: Services) -> None:
         top_k = gr.Slider(1, 10, value=5, step=1, label="Matches per face")
     find_btn = gr.Button("Find", variant="primary", elem_id="find-btn")
     decisions = gr.Markdown(elem_id="decisions")
-    matches = gr.Gallery(label="Best matches", columns=6, height=220, elem_id="matches")
+    matches = gr.Gallery(label="Best matches", columns=8, height=200, allow_preview=False, elem_id="matches")
     summary = gr.State(None)  # the faces' distances, never the photo
     find_btn.click(identify, [probe, own, threshold, top_k], [boxed, decisions, matches, summary],
                    preprocess=False, api_name="identify_ui", api_visibility="undocumented")

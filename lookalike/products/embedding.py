@@ -156,6 +156,7 @@ def embed_again(
     view); a photo this embedder cannot read is an error, since the rows would no longer line up."""
     again = embed_catalog(embedded.items, embedder, show_bar=show_bar, known=known, engine=engine)
     if len(again.items) != len(embedded.items):
-        unread = ", ".join(entry["path"] for entry in again.skipped)
-        raise ValueError(f"{embedder.name} could not read {unread}, which the first embedder read")
+        unread = "; ".join(f"{entry['path']} ({entry['reason']})" for entry in again.skipped[:5])
+        more = f" and {len(again.skipped) - 5} more" if len(again.skipped) > 5 else ""
+        raise ValueError(f"{embedder.name} could not read {unread}{more}, which the first embedder read")
     return again.vectors

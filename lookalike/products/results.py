@@ -10,9 +10,10 @@ import numpy as np
 from lookalike.products import spatial
 
 #: What a client sees of a hit (`lookalike search --json`, the app's API): a shop item's fields, its scores, and
-#: its photo's path relative to the catalog (`catalog_path`), never a path on the server.
+#: its `photo`: the path relative to the catalog (`catalog_path`), never a path on the server. Not named "path":
+#: gradio_client takes any {"path": ...} in a result for a file to download.
 SUMMARY_HIT_KEYS = (
-    "rank", "path", "category", "product_id", "title", "price", "url", "similarity", "cosine", "distance", "inliers"
+    "rank", "photo", "category", "product_id", "title", "price", "url", "similarity", "cosine", "distance", "inliers"
 )
 
 
@@ -68,7 +69,7 @@ class SearchResult:
             "scope": self.scope,
             "categories": [{"label": label, "prob": prob} for label, prob in self.categories],
             "results": [
-                {key: hit.catalog_path if key == "path" else getattr(hit, key) for key in SUMMARY_HIT_KEYS}
+                {key: hit.catalog_path if key == "photo" else getattr(hit, key) for key in SUMMARY_HIT_KEYS}
                 for hit in self.results
             ],
             "timings_ms": self.timings_ms,

@@ -253,7 +253,7 @@ class ProductSearcher:
             title=row["title"] or "",
             price=row["price"] or "",
             url=row["url"] or "",
-            similarity=round(self.similarity(cosine), 4),
+            similarity=round(self.similarity(cosine, row["category"]), 4),
             cosine=round(cosine, 6),
             distance=round(float(np.sqrt(max(0.0, 2.0 - 2.0 * cosine))), 6),
             catalog_path=self._relative(row["path"]),
@@ -261,10 +261,11 @@ class ProductSearcher:
             inliers=None if inliers < 0 else inliers,
         )
 
-    def similarity(self, cosine: float) -> float:
-        """What a hit's cosine means: the share of catalog pairs that close of the same category (the build's
-        calibration), or the cosine moved onto [0, 1] for an index built before calibration."""
-        return self._calibration.score(cosine) if self._calibration else linear_similarity(cosine)
+    def similarity(self, cosine: float, category: str | None = None) -> float:
+        """What a hit's cosine means: the share of catalog pairs that close to an item of `category` which
+        share its category (the build's calibration), or the cosine moved onto [0, 1] for an index built
+        before calibration."""
+        return self._calibration.score(cosine, category) if self._calibration else linear_similarity(cosine)
 
     def _relative(self, path: str) -> str:
         """A catalog photo's path as its catalog names it: never the server's folders (what a client sees)."""

@@ -147,10 +147,11 @@ def test_search_returns_k_hits_most_similar_first(index: Path, data_root: Path) 
         similarities = [hit.similarity for hit in result.results]
         assert len(result.results) == k and [hit.rank for hit in result.results] == list(range(1, k + 1))
         assert all(0.0 <= s <= 1.0 for s in similarities)
-        assert similarities == sorted(similarities, reverse=True)
+        cosines = [hit.cosine for hit in result.results]
+        assert cosines == sorted(cosines, reverse=True)
         for hit in result.results:  # d^2 = 2 - 2 cos; the similarity is the build's calibration of the cosine
             assert hit.cosine == pytest.approx(1.0 - hit.distance**2 / 2.0, abs=1e-5)
-            assert hit.similarity == pytest.approx(searcher.similarity(hit.cosine), abs=1e-4)
+            assert hit.similarity == pytest.approx(searcher.similarity(hit.cosine, hit.category), abs=1e-4)
     assert result.categories[0][0] == "watches"
     assert {hit.category for hit in result.results} == {"watches"}
     assert sum(prob for _, prob in result.categories) <= 1.0 + 1e-6
@@ -256,10 +257,10 @@ def test_cli_search_json(index: Path, data_root: Path, capsys) -> None:
     assert {"model", "categories", "results", "timings_ms"} <= set(payload)
     assert set(payload["categories"][0]) == {"label", "prob"}
     assert len(payload["results"]) == 7
-    hit_keys = {"rank", "path", "category", "product_id", "title", "price", "url", "similarity", "cosine",
+    hit_keys = {"rank", "photo", "category", "product_id", "title", "price", "url", "similarity", "cosine",
                 "distance", "inliers"}
     assert set(payload["results"][0]) == hit_keys
-    assert payload["results"][0]["path"].startswith("sunglasses/")  # relative to the catalog, not the server
+    assert payload["results"][0]["photo"].startswith("sunglasses/")  # relative to the catalog, not the server
 
 
 def test_cli_search_missing_index_is_one_line_error(tmp_path: Path, data_root: Path, capsys) -> None:
