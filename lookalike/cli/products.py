@@ -40,7 +40,7 @@ def run_search(args: argparse.Namespace) -> int:
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     read = payload["words"]
     lines = [f"categories: {guess}"] + ([words_read(read)] if read is not None else []) + [
-        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['path']}{_matches(hit['inliers'])}"
+        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['photo']}{_matches(hit['inliers'])}"
         for hit in payload["results"]
     ]
     print_result(payload, args.json, "\n".join(lines))
