@@ -29,7 +29,7 @@ from lookalike.faces.gallery_index import FORMAT, FaceGallery
 from lookalike.faces.photo_faces import Box, PhotoFaces, embed_photos
 from lookalike.images.cache import file_sha256
 from lookalike.vectors import index_folder
-from lookalike.vectors.stores import DEFAULT_STORE, create_store, parse_store
+from lookalike.vectors.stores import DEFAULT_STORE, create_store, discard_replaced, parse_store
 from model_zoo.face_embedders import DEFAULT_FACE_MODEL, Weights, get_face_cfg
 
 __all__ = ["LabelledPhoto", "build_gallery", "labelled_face", "read_labelled"]
@@ -249,95 +249,78 @@ def build_gallery(
         {'kept': 1457, 'added': 2, 'removed': 1}
     """
     with index_folder.write_lock(Path(out)):  # from reading the previous gallery to the swap
-        return _build_gallery(gallery, out, model=model, weights=weights, store=store, trees=trees, update=update,
-                              processes=processes, quiet=quiet)
+        started = time.perf_counter()
+        out = Path(out)
+        photos = read_labelled(gallery)
+        previous = Previous.read(out) if update else None
+        if previous:
+            if model not in (None, previous.manifest["model"]):
+                raise ValueError(f"the gallery at {out} uses {previous.manifest['model']}: rebuild it without --update "
+                                 f"to change the model")
+            model, weights = previous.manifest["model"], previous.manifest.get("weights")
+        model = model or DEFAULT_FACE_MODEL
+        address = store or (previous.manifest["store"]["address"] if previous else DEFAULT_STORE)
+        spec = parse_store(address)
+        cfg = get_face_cfg(model)
 
+        digests, unreadable = _digests(photos)
+        readable = [item for item in photos if digests[item.path]]
+        keys = {item: _key(item.path, digests[item.path], item.person, item.box) for item in readable}
+        known = {**previous.rows, **previous.without_face} if previous else {}
+        todo = {item.path: item.person for item in readable if keys[item] not in known}
+        paths = list(todo)
+        embedded = embed_photos(paths, model, weights, processes, quiet)
+        found = dict(zip(paths, embedded.photos, strict=True))
+        unreadable += [{"path": str(paths[i]), "person": todo[paths[i]], "error": error}
+                       for i, error in embedded.errors.items()]
 
-def _build_gallery(
-    gallery: str | Path,
-    out: str | Path,
-    *,
-    model: str | None = None,
-    weights: Weights = None,
-    store: str | None = None,
-    trees: int | None = None,
-    update: bool = False,
-    processes: int | None = None,
-    quiet: bool = False,
-) -> dict:
-    """`build_gallery`'s work, run under the gallery folder's writer lock."""
-    started = time.perf_counter()
-    out = Path(out)
-    photos = read_labelled(gallery)
-    previous = Previous.read(out) if update else None
-    if previous:
-        if model not in (None, previous.manifest["model"]):
-            raise ValueError(f"the gallery at {out} uses {previous.manifest['model']}: rebuild it without --update "
-                             f"to change the model")
-        model, weights = previous.manifest["model"], previous.manifest.get("weights")
-    model = model or DEFAULT_FACE_MODEL
-    address = store or (previous.manifest["store"]["address"] if previous else DEFAULT_STORE)
-    spec = parse_store(address)
-    cfg = get_face_cfg(model)
+        rows, vectors, without_face, kept_faces = _entries(readable, keys, previous, found)
+        if not rows:
+            raise ValueError(f"no usable face in any photo of {gallery}: {len(without_face)} without a face, "
+                             f"{len(unreadable)} unreadable")
 
-    digests, unreadable = _digests(photos)
-    readable = [item for item in photos if digests[item.path]]
-    keys = {item: _key(item.path, digests[item.path], item.person, item.box) for item in readable}
-    known = {**previous.rows, **previous.without_face} if previous else {}
-    todo = {item.path: item.person for item in readable if keys[item] not in known}
-    paths = list(todo)
-    embedded = embed_photos(paths, model, weights, processes, quiet)
-    found = dict(zip(paths, embedded.photos, strict=True))
-    unreadable += [{"path": str(paths[i]), "person": todo[paths[i]], "error": error}
-                   for i, error in embedded.errors.items()]
-
-    rows, vectors, without_face, kept_faces = _entries(readable, keys, previous, found)
-    if not rows:
-        raise ValueError(f"no usable face in any photo of {gallery}: {len(without_face)} without a face, "
-                         f"{len(unreadable)} unreadable")
-
-    people = Counter(row["person"] for row in rows)
-    labelled = Counter(row["path"] for row in rows)  # a manifest may name several faces of one photo
-    faces_in = {row["path"]: row["faces_in_photo"] for row in rows}
-    manifest = {
-        "format": FORMAT,
-        "model": model,
-        "weights": None if weights is None else str(Path(weights).resolve()),
-        "metric": cfg.metric,
-        "dim": cfg.dim,
-        "threshold_at_build": cfg.threshold,
-        "gallery": str(gallery),
-        "face_choice": "the manifest's box, else the face nearest the photo's centre",
-        "photos": len(photos),
-        "people": len(people),
-        "people_without_face": sorted({item.person for item in photos} - set(people)),
-        "photos_without_face": without_face,
-        "unreadable": unreadable,
-        "photos_with_several_faces": sum(count > 1 for count in faces_in.values()),
-        "faces_not_labelled": sum(count - labelled[path] for path, count in faces_in.items()),
-        "photos_embedded": embedded.embedded,
-        "embed_photos_per_second": round(embedded.embedded / embedded.seconds, 2) if embedded.embedded else None,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    if previous:
-        manifest["update"] = {"kept": kept_faces, "added": len(rows) - kept_faces,
-                              "removed": len(previous.rows) - kept_faces}
-    replaced = previous.manifest if previous else _current_manifest(out)
-    with index_folder.new_build(out) as building:
-        new_store = create_store(spec, building, cfg.dim, trees or DEFAULT_TREES, out.name)
-        try:
-            entry = gallery_index.write_faces(building, rows, np.stack(vectors), new_store)
-            manifest.update(faces=len(rows), store={**entry, "address": address},
-                            build_seconds=round(time.perf_counter() - started, 2))
-            gallery_index.write_manifest(building, manifest)
-            index_folder.swap_in(building, out)
-        except BaseException:
-            new_store.close()
-            new_store.discard()  # a collection outside the folder (the folder itself goes with new_build)
-            raise
-    if replaced:
-        gallery_index.discard_store(out, replaced.get("store"))
-    return manifest
+        people = Counter(row["person"] for row in rows)
+        labelled = Counter(row["path"] for row in rows)  # a manifest may name several faces of one photo
+        faces_in = {row["path"]: row["faces_in_photo"] for row in rows}
+        manifest = {
+            "format": FORMAT,
+            "model": model,
+            "weights": None if weights is None else str(Path(weights).resolve()),
+            "metric": cfg.metric,
+            "dim": cfg.dim,
+            "threshold_at_build": cfg.threshold,
+            "gallery": str(gallery),
+            "face_choice": "the manifest's box, else the face nearest the photo's centre",
+            "photos": len(photos),
+            "people": len(people),
+            "people_without_face": sorted({item.person for item in photos} - set(people)),
+            "photos_without_face": without_face,
+            "unreadable": unreadable,
+            "photos_with_several_faces": sum(count > 1 for count in faces_in.values()),
+            "faces_not_labelled": sum(count - labelled[path] for path, count in faces_in.items()),
+            "photos_embedded": embedded.embedded,
+            "embed_photos_per_second": round(embedded.embedded / embedded.seconds, 2) if embedded.embedded else None,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if previous:
+            manifest["update"] = {"kept": kept_faces, "added": len(rows) - kept_faces,
+                                  "removed": len(previous.rows) - kept_faces}
+        replaced = previous.manifest if previous else _current_manifest(out)
+        with index_folder.new_build(out) as building:
+            new_store = create_store(spec, building, cfg.dim, trees or DEFAULT_TREES, out.name)
+            try:
+                entry = gallery_index.write_faces(building, rows, np.stack(vectors), new_store)
+                manifest.update(faces=len(rows), store={**entry, "address": address},
+                                build_seconds=round(time.perf_counter() - started, 2))
+                gallery_index.write_manifest(building, manifest)
+                index_folder.swap_in(building, out)
+            except BaseException:
+                new_store.close()
+                new_store.discard()  # a collection outside the folder (the folder itself goes with new_build)
+                raise
+        if replaced:
+            discard_replaced(out, replaced.get("store"), "gallery")
+        return manifest
 
 
 def _current_manifest(out: Path) -> dict | None:

@@ -14,7 +14,6 @@ never sees half an index.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from lookalike.vectors.neighbours import nearest
 from lookalike.vectors.stores import StoreError, VectorStore, open_store
 
 __all__ = ["FORMAT", "MANIFEST", "FaceGallery", "GalleryError", "read_manifest", "write_faces", "write_manifest"]
-log = logging.getLogger(__name__)
 
 FORMAT = "lookalike-face-gallery/1"
 MANIFEST = "manifest.json"
@@ -78,18 +76,6 @@ def write_faces(folder: Path, rows: list[dict], vectors: np.ndarray, store: Vect
 def write_manifest(folder: Path, manifest: dict) -> None:
     """Written last: a folder with a manifest is a finished gallery."""
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def discard_store(folder: Path, entry: dict | None) -> None:
-    """Drop an index's vectors where they live outside its folder (a Milvus collection); warn if that fails."""
-    if not entry or not entry.get("uri"):
-        return  # inside the folder: deleted with it
-    try:
-        store = open_store(folder, entry)
-        store.discard()
-        store.close()
-    except (StoreError, OSError) as exc:
-        log.warning("could not drop the replaced gallery's %s vectors (%s); drop them by hand", entry["kind"], exc)
 
 
 class FaceGallery(Gallery):

@@ -44,10 +44,10 @@ from lookalike.products.local_features import reusable, write_local_features
 from lookalike.vectors import index_folder
 from lookalike.vectors.stores import (
     DEFAULT_STORE,
-    StoreError,
     StoreSpec,
     VectorStore,
     create_store,
+    discard_replaced,
     open_store,
     parse_store,
 )
@@ -161,18 +161,6 @@ class Previous:
                 ids.append(next_id)
                 next_id += 1
         return ids
-
-
-def _discard_store(folder: Path, entry: dict | None) -> None:
-    """Drop a replaced index's vectors where they live outside its folder (a Milvus collection)."""
-    if not entry or not entry.get("uri"):
-        return  # in the folder: deleted with it
-    try:
-        store = open_store(folder, entry)
-        store.discard()
-        store.close()
-    except (StoreError, OSError) as exc:
-        log.warning("could not drop the replaced index's %s vectors (%s); drop them by hand", entry["kind"], exc)
 
 
 def _view_embedder(
@@ -482,7 +470,7 @@ def build_index(
         replaced = plan.previous.manifest if plan.previous else _current_manifest(plan.out)
         manifest = _write_and_swap_in(plan, fitted, started, show_bar)
         if replaced:
-            _discard_store(plan.out, replaced.store)
+            discard_replaced(plan.out, replaced.store)
     return manifest.to_dict()
 
 

@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from lookalike.vectors.stores.base import Found, StoreError, VectorStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pymilvus loads only for an index that uses it
     from lookalike.vectors.stores.milvus_store import MilvusStore
@@ -91,3 +94,16 @@ def open_store(folder: Path, entry: dict) -> VectorStore:
     if entry.get("kind") == "milvus":
         return _milvus().open(entry.get("uri") or str(folder / LITE_IN_INDEX), entry)
     raise StoreError(f"the manifest names an unknown vector store {entry.get('kind')!r}")
+
+
+def discard_replaced(folder: Path, entry: dict | None, what: str = "index") -> None:
+    """Drop a replaced index's vectors where they live outside its folder (a Milvus collection); the folder's
+    own files go with the folder. A failure only warns: the new index is already in place."""
+    if not entry or not entry.get("uri"):
+        return
+    try:
+        store = open_store(folder, entry)
+        store.discard()
+        store.close()
+    except (StoreError, OSError) as exc:
+        log.warning("could not drop the replaced %s's %s vectors (%s); drop them by hand", what, entry["kind"], exc)
