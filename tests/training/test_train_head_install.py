@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.images.loading import load_image
 from lookalike.products.build import build_index
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.index import load_index
@@ -18,39 +16,12 @@ from lookalike.products.mlp_head import load_head
 from lookalike.products.search import ProductSearcher
 from lookalike.training.head import train_head
 from model_zoo.product_preprocess import Preprocess
-
-COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
-
-
-class ColourEmbedder:
-    """A stand-in backbone: mean colour and a few colour statistics, unit length (no model download)."""
-
-    name = "colour-test"
-    dim = 8
-    batch_size = 8
-    config: ClassVar[dict] = {"name": "colour-test", "size": 16, "flip": False, "resize": "squash"}
-    preprocess = Preprocess(16, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # pixels / 255
-
-    def embed_prepared(self, pixels: np.ndarray) -> np.ndarray:
-        mean, std = pixels.mean((2, 3)), pixels.std((2, 3))
-        spread = mean.max(1, keepdims=True) - mean.min(1, keepdims=True)
-        vectors = np.concatenate([mean, std, spread, np.full_like(spread, 0.1)], axis=1).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-    def embed(self, images, batch_size: int | None = None) -> np.ndarray:
-        return self.embed_prepared(np.stack([self.preprocess.array(load_image(image)) for image in images]))
+from tests.products.tiny_index import COLOURS, ColourEmbedder, colour_photos
 
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("catalog")
-    rng = np.random.default_rng(0)
-    for name, colour in COLOURS.items():
-        (root / name).mkdir()
-        for i in range(20):
-            pixels = np.clip(np.asarray(colour) + rng.normal(0, 50, (24, 24, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
-    return root
+    return colour_photos(tmp_path_factory.mktemp("catalog"), 20)
 
 
 def test_train_head_writes_the_report_and_installs_a_head_search_uses(catalog: Path, tmp_path: Path) -> None:
@@ -117,7 +88,6 @@ def test_finetune_trains_backbone_and_head_on_augmented_photos(catalog: Path) ->
     from lookalike.products.splits import stratified_split
     from lookalike.training.finetune import finetune
     from model_zoo.product_embedders import ProductEmbedder
-    from model_zoo.product_preprocess import Preprocess
 
     backbone = timm.create_model("test_efficientnet", pretrained=False)
     embedder = ProductEmbedder("tiny", backbone, Preprocess(32, (0.5,) * 3, (0.5,) * 3), flip=False)
