@@ -92,7 +92,7 @@ def make_people(services: Services) -> tuple[Callable, Callable, Callable, Calla
     def identify(photo: Any, gallery: MemoryGallery | None, threshold: float, top_k: float):
         image = read_upload(photo, "the photo to search")
         with _searched(services, gallery) as searched:
-            if not len(searched):
+            if searched is None or not len(searched):
                 raise gr.Error("Add a few named photos to the gallery first (above), then search a photo.")
             result = searched.identify(image, top_k=int(top_k), threshold=float(threshold))
         summary = _summary(result)
@@ -114,13 +114,14 @@ def make_people(services: Services) -> tuple[Callable, Callable, Callable, Calla
 
 
 @contextmanager
-def _searched(services: Services, own: MemoryGallery | None) -> Iterator[Gallery]:
-    """The server's gallery (leased: an update may be swapped in meanwhile), else the visitor's own."""
+def _searched(services: Services, own: MemoryGallery | None) -> Iterator[Gallery | None]:
+    """The server's gallery (leased: an update may be swapped in meanwhile), else the visitor's own (None
+    before their first photo)."""
     if services.face_gallery is not None:
         with services.face_gallery.gallery() as gallery:
             yield gallery
     else:
-        yield own if own is not None else session_gallery(services, None)
+        yield own
 
 
 def gallery_threshold(services: Services) -> float:

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.app import demo
-from lookalike.faces.gallery_index import FaceGallery
+from lookalike.faces import gallery_index
 from lookalike.faces.live import LiveGallery
 from lookalike.faces.verify import FaceVerifier
 from lookalike.instances import Instances
 from lookalike.products.live import IndexUnavailableError, LiveSearcher
 from lookalike.products.search import ProductSearcher
+from lookalike.vectors import index_folder
 from model_zoo import DEFAULT_FACE_MODEL, list_face_models
 
 log = logging.getLogger("lookalike.app")
@@ -45,7 +46,7 @@ class ProductIndex:
         self._failed = ""  # why the last build failed
         self._lock = threading.Lock()
         self.live = LiveSearcher(index_dir)  # loads now if it can; watches the folder either way
-        if self.live.loaded:
+        if self.ready:
             self._warm_up()
 
     @property
@@ -58,19 +59,23 @@ class ProductIndex:
 
     def status(self) -> str:
         """One line for the product tab: empty while the index is served."""
+        if self.building:
+            return f"⏳ {self._why_not()}"
+        return "" if self.ready else f"**{self._why_not()}**"
+
+    def _why_not(self) -> str:
+        """Why no search can run now: the build's progress, its failure, or the index's problem."""
         with self._lock:
             if self._building is not None:
-                return f"⏳ {self._building} The other tabs work meanwhile; this page updates by itself."
-        if self.live.loaded:
-            return ""
-        return f"**{self._failed or self.live.problem or 'No product index is loaded.'}**"
+                return f"{self._building} The other tabs work meanwhile; this page updates by itself."
+        return self._failed or self.live.problem or "No product index is loaded."
 
     @contextmanager
     def lease(self) -> Iterator[ProductSearcher]:
         """The searcher for one request (kept open until it ends, even if an update is swapped in meanwhile),
         or IndexNotReadyError with the status a user sees."""
-        if self.building or not self.live.loaded:
-            raise IndexNotReadyError(self.status().strip("*⏳ "))
+        if self.building or not self.ready:
+            raise IndexNotReadyError(self._why_not())
         try:
             with self.live.searcher() as searcher:
                 yield searcher
@@ -125,9 +130,6 @@ class ProductIndex:
         with self._lock:
             self._building = what
 
-    def close(self) -> None:
-        self.live.close()
-
 
 @dataclass
 class Services:
@@ -171,9 +173,8 @@ def load_services(
         verifier.warm_up()
     face_gallery = None
     if faces_index is not None:
-        first = FaceGallery.load(faces_index)  # which model it needs: the helpers to embed with
-        model = first.model
-        first.close()
+        # which model it needs (the helpers to embed with), read from its manifest: a bad gallery stops the start
+        model = gallery_index.read_manifest(index_folder.locate(faces_index, gallery_index.MANIFEST))["model"]
         face_gallery = LiveGallery(faces_index, pipeline=verifiers.get(model).pipeline)
     face_loaded = time.perf_counter()
     products = _product_index(index_dir, catalog)
