@@ -187,7 +187,7 @@ def main() -> None:
     print(f"first build: {len(catalog.paths())} photos in {seconds:.1f} s", flush=True)
     from model_zoo.product_embedders import create_embedder
 
-    embedder = create_embedder(**IndexManifest.read(locate(out)).embedder)
+    embedder = create_embedder(**IndexManifest.read(locate(out)).embedder_config(locate(out)))
     live = LiveSearcher(out, embedder=embedder)
     clients = Clients(live, query, args.pause)
     threads = [threading.Thread(target=clients.run, daemon=True) for _ in range(args.clients)]

@@ -55,11 +55,22 @@ def hit_details(hit: dict[str, object]) -> str:
     facts.append(score)
     if hit.get("inliers"):
         facts.append(f"{hit['inliers']} keypoint matches with your photo")
+    if hit.get("shared_words"):
+        facts.append("Words on both: " + ", ".join(html.escape(str(word)) for word in hit["shared_words"]))
     lines.append(" · ".join(facts))
     url = str(hit.get("url") or "")
     if url.startswith(("http://", "https://")):
         lines.append(f"[View in the shop]({html.escape(url, quote=True)})")
     return "\n\n".join(lines)
+
+
+def match_note(inliers: int, shared_words: list[str] | None) -> str:
+    """The line under the side-by-side picture of a match: what it draws, in words."""
+    parts = [f"{inliers} matched keypoints drawn (the ones one perspective explains)" if inliers
+             else "no keypoints one perspective explains"]
+    if shared_words:
+        parts.append("printed words on both: " + ", ".join(html.escape(word) for word in shared_words))
+    return "\n\n*Why it matched: " + "; ".join(parts) + ".*"
 
 
 def verdict_html(distance: float, threshold: float, metric: str) -> str:

@@ -83,7 +83,7 @@ def test_api_search_returns_the_cli_json(client, app_url: str, data_root: Path) 
     assert found["categories"][0]["label"] == "milk"
     assert len(found["results"]) == 30 and found["results"][0]["rank"] == 1
     assert set(found["results"][0]) == {"rank", "photo", "category", "product_id", "title", "price", "url",
-                                        "similarity", "cosine", "distance", "inliers"}
+                                        "similarity", "cosine", "distance", "inliers", "shared_words"}
     first = found["results"][0]
     assert not Path(first["photo"]).is_absolute() and first["photo"].startswith("milk/")  # relative to the catalog
     assert first["title"] and 0.0 <= first["similarity"] <= 1.0 and -1.0 <= first["cosine"] <= 1.0
@@ -146,7 +146,8 @@ def test_a_visitors_face_gallery_is_theirs_alone(app_url: str, data_root: Path) 
 def _index_files(work: Path) -> dict[str, Path]:
     """One file of each kind in the demo's index folder (under the app's cache)."""
     (folder,) = (work / "cache" / "demo-index").glob("[!.]*")
-    kinds = {"vectors": "annoy/*.ann", "catalog": index.CATALOG, "head": index.HEAD, "views": index.HEAD_VIEWS,
+    kinds = {"vectors": "annoy/*.ann", "catalog": index.CATALOG, "head": index.HEAD, "backbone": index.TUNED_BACKBONE,
+             "keypoints": f"{index.LOCAL_FEATURES}/*.npy",
              "manifest": index.MANIFEST, "thumbnail": f"{index.THUMBNAILS}/*.jpg"}
     return {kind: next(folder.glob(pattern)) for kind, pattern in kinds.items()}
 

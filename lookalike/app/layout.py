@@ -10,7 +10,7 @@ import gradio as gr
 from lookalike.app.api import add_api
 from lookalike.app.faces import make_verify, rejudge, threshold_slider
 from lookalike.app.people import SESSION_TTL_S, gallery_name, gallery_threshold, make_people
-from lookalike.app.products import index_status, make_search, product_examples, show_details
+from lookalike.app.products import index_status, make_explain, make_search, product_examples
 from lookalike.app.services import Services
 from lookalike.app.uploads import UPLOAD_SOURCES, UPLOAD_TTL_S
 from lookalike.products.search import DEFAULT_RERANK, DEFAULT_SCOPE, SCOPES
@@ -54,6 +54,8 @@ def build_demo(services: Services) -> gr.Blocks:
                         label="Most similar catalog items", columns=6, height="auto", elem_id="results"
                     )
                     details_md = gr.Markdown()
+                    explanation = gr.Image(label="Why it matched", visible=False, interactive=False,
+                                           elem_id="match-explanation")
             examples = product_examples(services)
             if examples:
                 gr.Examples([[{"background": p, "layers": [], "composite": p}] for p in examples], [query])
@@ -66,7 +68,8 @@ def build_demo(services: Services) -> gr.Blocks:
             )
             for control in (scope, top_k):  # a new scope or top-k searches again from the stored query
                 control.change(search_again, [query_state, scope, top_k], outputs, api_visibility="private")
-            gallery.select(show_details, [details], details_md, api_visibility="private")
+            gallery.select(make_explain(services), [details, query, query_state], [details_md, explanation],
+                           preprocess=False, api_visibility="private")
             if services.products.building:  # a first-start build: follow it until the index is ready
                 timer = gr.Timer(1.0)
                 timer.tick(lambda: index_status(services), None, [status, timer, verify_hits],

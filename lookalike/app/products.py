@@ -1,5 +1,6 @@
 """The product tab's handlers: search from a photo, search again from the session's stored query vector
-when scope or top-k change, show one hit as a shop item, and follow a first-start build's progress."""
+when scope or top-k change, show one hit as a shop item with why it matched, and follow a first-start build's
+progress."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import gradio as gr
 
 from lookalike.app.services import Services
 from lookalike.app.uploads import read_upload, toast_errors
-from lookalike.presentation import hit_caption, hit_details, words_read
+from lookalike.presentation import hit_caption, hit_details, match_note, words_read
 from lookalike.products.results import SearchResult
 
 #: What the search handlers fill: categories, gallery, details line, hits' details, stored query.
@@ -51,14 +52,32 @@ def make_search(services: Services) -> tuple[Callable, Callable]:
 def _results(result: SearchResult, query_state: tuple):
     labels = {label: prob for label, prob in result.categories}
     read = "" if result.words is None else f" {words_read(result.words)}."
-    details = result.summary()["results"]  # what a shopper may see: no server paths
+    # what a shopper may see (no server paths), and the item id to explain a match with
+    details = [{**summary, "id": hit.id} for summary, hit in zip(result.summary()["results"], result.results,
+                                                                strict=True)]
     return labels, _gallery(result), "Select an item to see its details." + read, details, query_state
 
 
-def show_details(details: list[dict] | None, evt: gr.SelectData) -> str:
-    if not details or evt.index is None or evt.index >= len(details):
-        return ""
-    return hit_details(details[evt.index])
+def make_explain(services: Services) -> Callable:
+    """The gallery's select handler: the chosen hit as a shop item and, for a verified hit or one whose words
+    voted, why it matched: the query and the catalog photo side by side, matched keypoints drawn."""
+
+    @toast_errors(2)
+    def show_details(details: list[dict] | None, query: Any, query_state: tuple | None, evt: gr.SelectData):
+        if not details or evt.index is None or evt.index >= len(details):
+            return "", gr.Image(visible=False)
+        hit = details[evt.index]
+        text = hit_details(hit)
+        if not (hit.get("inliers") or hit.get("shared_words")) or query_state is None:
+            return text, gr.Image(visible=False)
+        photo = read_upload(query, "the query photo")
+        vector, cues = query_state
+        with services.products.lease() as searcher:
+            explanation = searcher.explain(photo, int(hit["id"]), cues.words, vector)
+            picture = explanation.picture(photo, searcher.catalog_photo(int(hit["id"])))
+        return text + match_note(explanation.inliers, explanation.shared_words), gr.Image(picture, visible=True)
+
+    return show_details
 
 
 def index_status(services: Services) -> tuple[str, Any, Any]:

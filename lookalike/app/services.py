@@ -91,8 +91,8 @@ class ProductIndex:
     def _build(self, catalog: Path, manifest: Path | None) -> None:
         from lookalike.products.build import BuildOptions, build_index
 
-        def progress(done: int, total: int) -> None:
-            stage = f"embedding photo {done} of {total}" if done < total else "fitting the category head"
+        def progress(done: int, total: int, what: str) -> None:
+            stage = f"{what} {done} of {total}" if done < total else "fitting the category head"
             self._set_building(f"Indexing the product catalog ({stage}).")
 
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from lookalike.products.catalog import attach_metadata, from_manifest, read_cata
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
 from lookalike.products.splits import split_items, write_manifest
+from lookalike.products.tuning import MIN_PHOTOS_PER_CATEGORY, TUNING_MODES
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL, WeightsUnavailableError
 
 
@@ -26,9 +27,13 @@ def _searcher(index: Path) -> ProductSearcher:
         raise UserError(str(exc)) from None
 
 
-def _matches(inliers: int | None) -> str:
-    """A verified hit's evidence (keypoints one homography explains), so the text shows why it ranks there."""
-    return "" if inliers is None else f"  [{inliers} keypoint matches]"
+def _matches(hit: dict) -> str:
+    """A hit's evidence (keypoints one homography explains, printed words on both), so the text shows why it
+    ranks there."""
+    inliers, shared_words = hit["inliers"], hit["shared_words"]
+    evidence = ([] if inliers is None else [f"{inliers} keypoint matches"]) + (
+        [f"words {', '.join(shared_words)}"] if shared_words else [])
+    return f"  [{'; '.join(evidence)}]" if evidence else ""
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -40,7 +45,7 @@ def run_search(args: argparse.Namespace) -> int:
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     read = payload["words"]
     lines = [f"categories: {guess}"] + ([words_read(read)] if read is not None else []) + [
-        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['photo']}{_matches(hit['inliers'])}"
+        f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['photo']}{_matches(hit)}"
         for hit in payload["results"]
     ]
     print_result(payload, args.json, "\n".join(lines))
@@ -50,7 +55,8 @@ def run_search(args: argparse.Namespace) -> int:
 def build_options(args: argparse.Namespace) -> BuildOptions:
     """The build's options from the arguments `add_build_arguments` declares (the one place they meet)."""
     return BuildOptions(
-        model=args.model, weights=args.weights, size=args.size, flip=args.flip, device=args.device,
+        model=args.model, fast=args.fast, tune=args.tune, weights=args.weights, size=args.size, flip=args.flip,
+        device=args.device,
         manifest=args.manifest, trees=args.trees, batch_size=args.batch_size, store=args.store, update=args.update,
         engine=args.engine, ray_address=args.ray_address, local_features=args.local_features,
         read_text=args.read_text, head_model=args.head_model, vote=NeighbourVote(weight=args.vote_weight),
@@ -63,7 +69,9 @@ def run_build(args: argparse.Namespace) -> int:
     report = build_index(args.catalog, args.out, build_options(args), show_bar=not args.json)
     accuracy, store, update = report["head"]["held_out_accuracy"], report["store"], report.get("update")
     words = report.get("words")
+    tuning = report.get("tuning")
     lines = [
+        f"backbone: {tuning['reason'] if tuning else 'frozen (' + report['model'] + ')'}",
         f"indexed {report['items']} photos in {len(report['counts'])} categories into {args.out} "
         f"({report['build_seconds']} s, {report['images_per_second']} img/s, {report['cache_hits']} cached)",
         f"category head held-out accuracy: {'n/a' if accuracy is None else f'{accuracy:.3f}'}"
@@ -114,6 +122,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("catalog", type=Path, help="folder of category sub-folders, or a manifest CSV")
     parser.add_argument("--out", type=Path, required=True, help="index folder (replaced atomically)")
     parser.add_argument("--model", default=DEFAULT_PRODUCT_MODEL, help="product model name, or a timm name")
+    parser.add_argument("--fast", action="store_true",
+                        help="the frozen build: no tuning, no keypoints, the head's second view (minutes less, "
+                             "finds a product like the query's more often than the query's own: "
+                             "docs/product-search.md)")
+    parser.add_argument("--tune", choices=TUNING_MODES,
+                        help=f"tune the backbone on the catalog: auto (default without --fast: from "
+                             f"{MIN_PHOTOS_PER_CATEGORY} photos a category), always, never; an --update keeps its "
+                             "tuned backbone unless always, or the catalog has outgrown it")
     parser.add_argument("--weights", help="weights file for --model (default: its packaged/pretrained ones)")
     parser.add_argument("--manifest", type=Path, help="CSV path,category[,title,price,url,product_id]")
     parser.add_argument("--trees", type=int, default=DEFAULT_TREES)
@@ -132,16 +148,16 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="ray: embed on a Ray Data actor pool (this machine, or --ray-address)")
     parser.add_argument("--ray-address", help="a Ray cluster to join (ray://head:10001, or auto on a cluster node)")
-    parser.add_argument("--local-features", action="store_true", default=None,
+    parser.add_argument("--local-features", action=argparse.BooleanOptionalAction, default=None,
                         help="store SIFT keypoints of every photo (size and time: docs/benchmarks.md) so search "
-                             "can verify its first hits")
+                             "can verify its first hits (default: on, off with --fast; an update keeps the index's)")
     parser.add_argument("--read-text", action="store_true", default=None,
                         help="read the words printed on every photo (OCR, slow: docs/benchmarks.md) so a query's "
                              "words vote for its category: for catalogs of printed packs")
-    parser.add_argument("--head-model", default=DEFAULT_HEAD_MODEL,
+    parser.add_argument("--head-model",
                         help="a second product model whose vector of each photo the category head reads beside "
                              "the index's own (its cost a query: docs/benchmarks.md); none: the index's vectors "
-                             "alone")
+                             f"alone (default: {DEFAULT_HEAD_MODEL} for a frozen backbone, none for a tuned one)")
     parser.add_argument("--vote-weight", type=float, default=NeighbourVote.weight,
                         help="share of the nearest-photo vote in the category ranking (0: head alone)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")

@@ -61,8 +61,8 @@ def run_train_head(args: argparse.Namespace) -> int:
 def run_tune_backbone(args: argparse.Namespace, data: Path) -> int:
     import torch
 
+    from lookalike.products.backbone_tuning import tune_backbone
     from lookalike.products.catalog import read_catalog
-    from lookalike.training.backbone_tuning import tune_backbone
     from lookalike.training.features import resolve_backbone
     from model_zoo.product_embedders import create_embedder
     from model_zoo.registry import DEFAULT_PRODUCT_MODEL

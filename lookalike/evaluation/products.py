@@ -72,13 +72,24 @@ def quality(
         "precision_at_10": float(np.mean(p10)),
         "map_at_30": float(np.mean(ap30)),
         "ann_recall_at_30": float(np.mean(recall)),
+        "top1_accuracy_se": _standard_error(top1),
+        "precision_at_10_se": _standard_error(p10),
     }
     if product_ranks:
         ranks = np.asarray(product_ranks)
         report["product_recall_at_1"] = float(np.mean(ranks < 1))
         report["product_recall_at_10"] = float(np.mean(ranks < 10))
+        report["product_recall_at_1_se"] = _standard_error(ranks < 1)
+        report["product_recall_at_10_se"] = _standard_error(ranks < 10)
         report["product_queries"] = len(product_ranks)
     return report
+
+
+def _standard_error(values: Sequence[float] | np.ndarray) -> float:
+    """The standard error of a mean over queries (of 0/1 outcomes: sqrt(p(1 - p) / n)), so a figure says how
+    far from it another run on as many queries could fall."""
+    values = np.asarray(values, np.float64)
+    return float(values.std() / np.sqrt(len(values))) if len(values) else float("nan")
 
 
 def spread(items: Sequence[T], count: int) -> list[T]:

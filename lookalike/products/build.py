@@ -12,14 +12,21 @@ fails, and the replaced index's collection is dropped once the new index is in.
 `update=True` keeps the previous index's vectors for the photos whose file is unchanged (same path
 and content), embeds only new or changed photos, leaves out deleted ones, and refits the head.
 
-The category head also reads each photo's vector from a second backbone (`DEFAULT_HEAD_MODEL`, recorded as
-the manifest's `head.view`; `heads.head_input`); those vectors come from the embedding cache when they can,
-and only the head keeps them.
+By default a build tunes the backbone's last stages on the catalog when it has enough labelled photos
+(`lookalike.products.tuning`), embeds the catalog with the tuned backbone, stores it in the index, and
+stores every photo's keypoints for re-ranking: the pipeline that finds the query's product, not just one like
+it. `fast=True` is the frozen build: ImageNet backbone, no keypoints, and the category head reading a second
+backbone's vectors too (`DEFAULT_HEAD_MODEL`, recorded as the manifest's `head.view`; `heads.head_input`),
+which helps a frozen backbone's category ranking but not a tuned one's (what each costs and gives:
+docs/product-search.md). An update reuses its index's tuned backbone, and tunes again only when asked or when
+the catalog has outgrown the tuning (`tuning.retune_reason`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -41,6 +48,15 @@ from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embe
 from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, head_input, held_out_accuracy, preload
 from lookalike.products.index import IndexManifest, index_exists
 from lookalike.products.local_features import reusable, write_local_features
+from lookalike.products.tuning import (
+    Decision,
+    TunedCatalog,
+    decide,
+    retune_reason,
+    save_tuned,
+    tunable,
+    tune_catalog,
+)
 from lookalike.vectors import index_folder
 from lookalike.vectors.stores import (
     DEFAULT_STORE,
@@ -75,6 +91,8 @@ class BuildOptions:
     update the previous index's choice (`_resolve`)."""
 
     model: str = DEFAULT_PRODUCT_MODEL
+    fast: bool = False
+    tune: str | None = None
     weights: str | None = None
     size: int | None = None
     flip: bool | None = None
@@ -88,7 +106,7 @@ class BuildOptions:
     ray_address: str | None = None
     local_features: bool | None = None
     read_text: bool | None = None
-    head_model: str | None = DEFAULT_HEAD_MODEL
+    head_model: str | None = None
     vote: NeighbourVote | None = None
 
 
@@ -164,16 +182,20 @@ class Previous:
 
 
 def _view_embedder(
-    embedder: ProductEmbedder, head_model: str | None, previous: Previous | None, device: str | None
+    embedder: ProductEmbedder, head_model: str | None, previous: Previous | None, device: str | None, tuned: bool
 ) -> ProductEmbedder | None:
     """The head's second backbone, made before any photo is embedded so a wrong name fails at once; None
-    without one (no `head_model`, or the index's own model). An update keeps the previous index's choice."""
+    without one ("none", or the index's own model). None given: DEFAULT_HEAD_MODEL for a frozen backbone,
+    none for a tuned one (it gains nothing there: docs/experiments/second-view.md). An update keeps the
+    previous index's choice."""
     from model_zoo.product_embedders import create_embedder
 
     if previous is not None:
         config = previous.manifest.head_view
         return create_embedder(**config, device=device) if config else None
-    wanted = head_model not in (None, "none") and head_model != embedder.name
+    if head_model is None:
+        head_model = "none" if tuned else DEFAULT_HEAD_MODEL
+    wanted = head_model != "none" and head_model != embedder.name
     return create_embedder(head_model, device=device) if wanted else None
 
 
@@ -203,6 +225,12 @@ class _Plan:
     embedder: ProductEmbedder
     view_embedder: ProductEmbedder | None
     engine: Engine
+    tuning: Decision  # whether this build tunes the backbone (an update reusing its tuned one does not)
+
+    @property
+    def reuses_tuning(self) -> bool:
+        """An update that keeps its index's tuned backbone."""
+        return self.previous is not None and self.previous.manifest.tuning is not None and not self.tuning.tune
 
 
 @dataclass
@@ -212,6 +240,7 @@ class _Fitted:
     embedded: EmbeddedCatalog
     ids: list[int]
     views: np.ndarray | None
+    tuned: TunedCatalog | None
     head: CategoryHead
     accuracy: dict
     calibration: SimilarityCalibration | None
@@ -223,25 +252,44 @@ class _Fitted:
 
 def _resolve(options: BuildOptions, previous: Previous | None) -> BuildOptions:
     """The options with every None settled: an update keeps the previous index's store, local features and
-    words unless told otherwise."""
+    words unless told otherwise; a fresh build stores keypoints unless `fast`."""
     before = previous.manifest if previous else None
+    keypoints = bool(before.local_features) if before else not options.fast
     return replace(
         options,
         store=options.store or (before.store["address"] if before else DEFAULT_STORE),
-        local_features=bool(before and before.local_features) if options.local_features is None
-        else options.local_features,
+        local_features=keypoints if options.local_features is None else options.local_features,
         read_text=bool(before and before.words) if options.read_text is None else options.read_text,
         vote=options.vote or NeighbourVote(),
     )
 
 
-def _embedder(options: BuildOptions, previous: Previous | None) -> ProductEmbedder:
-    """The product embedder: an update's previous one, else the options' model."""
+def _embedder(options: BuildOptions, previous: Previous | None, tuning: Decision) -> ProductEmbedder:
+    """The product embedder: an update's previous one (its tuned backbone, unless it tunes again), else the
+    options' model. One that will be tuned runs in torch (its frozen stages are exported on their own)."""
     from model_zoo.product_embedders import create_embedder
 
+    backend = {"backend": "torch"} if tuning.tune else {}
     if previous is not None:
-        return create_embedder(**previous.manifest.embedder, device=options.device)
-    return create_embedder(options.model, options.weights, size=options.size, flip=options.flip, device=options.device)
+        manifest = previous.manifest
+        config = manifest.embedder if tuning.tune else manifest.embedder_config(previous.folder)
+        return create_embedder(**config, device=options.device, **backend)
+    return create_embedder(options.model, options.weights, size=options.size, flip=options.flip,
+                           device=options.device, **backend)
+
+
+def _tuning(options: BuildOptions, items: list[CatalogItem], previous: Previous | None) -> Decision:
+    """Whether this build tunes: `tune` (None: "never" when `fast`, else "auto"); an update keeps its index's
+    tuned backbone unless told "always" or the catalog has outgrown it (`tuning.retune_reason`), and keeps a
+    frozen index frozen unless told "always"."""
+    mode = options.tune or ("never" if options.fast else "auto")
+    if previous is None or mode == "always":
+        return decide(items, mode)
+    tuning = previous.manifest.tuning
+    if tuning is None or mode == "never":
+        return Decision(False, "the index's backbone, kept")
+    reason = retune_reason(items, tuning)
+    return Decision(True, f"tuned again: {reason}") if reason else Decision(False, "the index's tuned backbone, kept")
 
 
 def _plan(catalog: Path, out: Path, options: BuildOptions, embedder: ProductEmbedder | None) -> _Plan:
@@ -249,22 +297,36 @@ def _plan(catalog: Path, out: Path, options: BuildOptions, embedder: ProductEmbe
     previous = Previous.read(out) if options.update else None
     options = _resolve(options, previous)
     spec = parse_store(options.store)
-    embedder = embedder or _embedder(options, previous)
-    view_embedder = _view_embedder(embedder, options.head_model, previous, options.device)
+    tuning = _tuning(options, items, previous)
+    embedder = embedder or _embedder(options, previous, tuning)
+    if tuning.tune and not tunable(embedder):
+        if (options.tune or "auto") == "always":
+            raise ValueError(f"{embedder.name} cannot be tuned (timm EfficientNet backbones can); build without tuning")
+        tuning = Decision(False, f"frozen backbone: {embedder.name} cannot be tuned")
+    tuned = tuning.tune or bool(previous and previous.manifest.tuning)
+    view_embedder = _view_embedder(embedder, options.head_model, previous, options.device, tuned)
     preload()
     engine = _engine(options.engine, options.ray_address)
-    return _Plan(catalog, out, options, items, previous, spec, embedder, view_embedder, engine)
+    log.info("backbone: %s", tuning.reason)
+    return _Plan(catalog, out, options, items, previous, spec, embedder, view_embedder, engine, tuning)
 
 
 def _embed(
     plan: _Plan, progress: Progress | None, show_bar: bool
-) -> tuple[EmbeddedCatalog, list[int], np.ndarray | None]:
-    """Step 1: the catalog's vectors (an update's unchanged photos keep theirs), the item ids, and the
-    second backbone's vectors when the head reads one."""
-    previous = plan.previous
-    known = previous.known if previous else None
-    embedded = embed_catalog(plan.items, plan.embedder, plan.options.batch_size, progress, show_bar, known,
-                             plan.engine)
+) -> tuple[EmbeddedCatalog, list[int], np.ndarray | None, TunedCatalog | None]:
+    """Step 1: the catalog's vectors (an update's unchanged photos keep theirs, unless it tunes again), the
+    item ids, the second backbone's vectors when the head reads one, and the tuning when this build tunes."""
+    previous, tuned = plan.previous, None
+    if plan.tuning.tune:
+        if show_bar:
+            print(f"backbone: {plan.tuning.reason}", flush=True)
+        tuned = tune_catalog(plan.items, plan.embedder, plan.tuning.reason, device=plan.options.device,
+                             progress=progress)
+        embedded = tuned.embedded
+    else:
+        known = previous.known if previous else None
+        embedded = embed_catalog(plan.items, plan.embedder, plan.options.batch_size, progress, show_bar, known,
+                                 plan.engine)
     if not embedded.items:
         raise ValueError(f"no readable image in {plan.catalog}: {len(embedded.skipped)} files skipped")
     ids = previous.item_ids(embedded) if previous else list(range(len(embedded.items)))
@@ -272,16 +334,19 @@ def _embed(
     if plan.view_embedder is not None:
         known_views = previous.known_views if previous else None
         views = embed_again(embedded, plan.view_embedder, show_bar, known_views, plan.engine)
-    return embedded, ids, views
+    return embedded, ids, views, tuned
 
 
-def _fit_head(embedded: EmbeddedCatalog, ids: list[int], views: np.ndarray | None, vote: NeighbourVote) -> _Fitted:
+def _fit_head(
+    embedded: EmbeddedCatalog, ids: list[int], views: np.ndarray | None, tuned: TunedCatalog | None,
+    vote: NeighbourVote,
+) -> _Fitted:
     """Step 2: the category head's held-out accuracy, then the head refitted on every photo; and the curve that
     turns a hit's cosine into the similarity shown (`calibration`)."""
     labels = [item.category for item in embedded.items]
     accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote, views=views)
     head = CategoryHead.fit(head_input(embedded.vectors, views), labels, start=start)
-    return _Fitted(embedded, ids, views, head, accuracy, SimilarityCalibration.fit(embedded.vectors, labels))
+    return _Fitted(embedded, ids, views, tuned, head, accuracy, SimilarityCalibration.fit(embedded.vectors, labels))
 
 
 def _rows(embedded: EmbeddedCatalog, ids: list[int]) -> list[dict]:
@@ -314,6 +379,7 @@ def _write_parts(folder: Path, plan: _Plan, fitted: _Fitted, store: VectorStore,
     earlier = product_index.thumbnails_dir(previous.folder) if previous else None
     thumbnails = write_thumbnails(sources, embedded.digests, product_index.thumbnails_dir(folder), ids, earlier)
     product_index.write_head(folder, fitted.head)
+    _write_backbone(folder, plan, fitted)
     store.add(ids, embedded.vectors, fitted.labels)
     parts = {"thumbnails": thumbnails, "store": {**store.persist(), "address": plan.options.store}}
     if fitted.views is not None:
@@ -324,6 +390,26 @@ def _write_parts(folder: Path, plan: _Plan, fitted: _Fitted, store: VectorStore,
         read_before = printed_words.reusable(previous.folder, previous.manifest.words) if previous else None
         parts["words"] = printed_words.write_words(folder, ids, sources, embedded.digests, read_before, show_bar)
     return parts
+
+
+def _write_backbone(folder: Path, plan: _Plan, fitted: _Fitted) -> None:
+    """The tuned backbone into the index: this build's, or the one an update keeps (linked, or copied with its
+    time stamp, so the embedder's caches keyed on it stay valid)."""
+    target = folder / product_index.TUNED_BACKBONE
+    if fitted.tuned is not None:
+        save_tuned(fitted.tuned.state, plan.embedder, fitted.tuned.entry["config"], target)
+    elif plan.reuses_tuning:
+        source = plan.previous.folder / product_index.TUNED_BACKBONE
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+
+def _tuning_entry(plan: _Plan, fitted: _Fitted) -> dict | None:
+    if fitted.tuned is not None:
+        return {**fitted.tuned.entry, "weights": product_index.TUNED_BACKBONE}
+    return plan.previous.manifest.tuning if plan.reuses_tuning else None
 
 
 def _write_local_features(folder: Path, previous: Previous | None, ids: list[int], paths: list[Path]) -> dict:
@@ -352,15 +438,18 @@ def _update_counts(previous: Previous | None, ids: list[int]) -> dict | None:
 def _manifest(plan: _Plan, fitted: _Fitted, parts: dict, seconds: float) -> IndexManifest:
     """The index's manifest, from the build's plan, its head and the `parts` written."""
     embedded, options = fitted.embedded, plan.options
+    # a tuned index records its base model's config: its weights are its own TUNED_BACKBONE (`embedder_config`)
+    embedder = plan.previous.manifest.embedder if plan.reuses_tuning else plan.embedder.config
     return IndexManifest(
         model=plan.embedder.name,
-        embedder=plan.embedder.config,
+        embedder=embedder,
         dim=plan.embedder.dim,
         items=len(embedded.items),
         counts=dict(sorted(Counter(fitted.labels).items())),
         category_order=fitted.head.classes,
         head=_head_entry(fitted, plan.view_embedder),
         similarity=fitted.calibration.to_dict() if fitted.calibration else None,
+        tuning=_tuning_entry(plan, fitted),
         neighbour_vote=asdict(options.vote),
         catalog=str(options.manifest or plan.catalog),
         engine=options.engine,
@@ -414,7 +503,13 @@ def build_index(
             overrides it.
         model, weights, size, flip, device: the product embedder (`model_zoo.create_embedder`; device
             "cuda" runs it on a GPU, the default when one is visible), unless `embedder` is given ready-made.
-            An update always uses the previous index's embedder.
+            An update always uses the previous index's embedder (its tuned backbone, if it has one).
+        fast: the frozen build (no tuning, no local features, the head's second view): minutes faster, finds a
+            product like the query's rather than the query's own (docs/product-search.md).
+        tune: "auto" (the default unless `fast`: tune the backbone's last stages on the catalog when it has
+            `tuning.MIN_PHOTOS_PER_CATEGORY` photos a category on average, and store it in the index),
+            "always" or "never". An update keeps its index's tuned backbone and tunes again only when told
+            "always", or when the catalog has outgrown the tuning (`tuning.retune_reason`).
         manifest: a CSV giving titles, prices, urls and product ids of the catalog folder's photos.
         trees: Annoy trees per forest (the search effort is measured at build time).
         batch_size: photos per network call (default: the embedder's, chosen by measurement).
@@ -425,8 +520,9 @@ def build_index(
             embedded, removed ones dropped, the category head refitted.
         engine: "local" (threads in this process) or "ray" (a Ray Data actor pool; `ray_address`
             joins a cluster, None starts Ray on this machine).
-        local_features: also store every photo's SIFT keypoints (their size and extraction time per photo:
-            docs/benchmarks.md), so search can verify its first hits (`lookalike.products.spatial`). An update
+        local_features: store every photo's SIFT keypoints (their size and extraction time per photo:
+            docs/benchmarks.md), so search can verify its first hits (`lookalike.products.spatial`); None: yes
+            unless `fast`. An update
             keeps the previous index's choice unless one is given, and copies the unchanged photos' keypoints
             (extracted with today's settings) instead of extracting them again.
         read_text: also read the words printed on every photo (OCR, slow: docs/benchmarks.md), so a query's
@@ -434,8 +530,9 @@ def build_index(
             An update keeps the previous index's choice unless one is given, and reads new photos only.
         head_model: a second product model (`model_zoo.create_embedder` name) whose vector of each photo the
             category head reads beside the index's own (`heads.head_input`); search then runs it on each
-            query too (its cost a query: docs/benchmarks.md). None or "none": the head reads the index's
-            vectors alone. An update keeps the previous index's choice.
+            query too (its cost a query: docs/benchmarks.md). "none": the head reads the index's vectors
+            alone; None: DEFAULT_HEAD_MODEL for a frozen backbone, none for a tuned one. An update keeps the
+            previous index's choice.
         vote: the nearest-photo vote blended into the category ranking (None: `NeighbourVote()`).
         embedder: a ready-made product embedder, instead of `model` and its settings.
         progress: called with (photos done, photos in all); `show_bar` shows a tqdm bar.
@@ -449,15 +546,16 @@ def build_index(
         IndexLockedError: another build or update of `out` is running (the message names its pid).
         IndexWriteError: the disk refused the new index (full, read-only); the index at `out` is unchanged.
         FileNotFoundError: `catalog` or `manifest` does not exist; `update` without an index at `out`.
-        ValueError: no readable photo in the catalog, a malformed manifest, an unknown store or engine.
+        ValueError: no readable photo in the catalog, a malformed manifest, an unknown store, engine or tune
+            mode; `tune="always"` for a model tuning cannot split or a catalog of one category.
         TypeError: a keyword that is not a `BuildOptions` field.
         UnknownModelError, WeightsUnavailableError: the model is unknown or its weights are not here.
 
     Example:
         >>> import lookalike
         >>> report = lookalike.build_index("shop_photos/", "index")
-        >>> report["items"], report["store"]["kind"]
-        (3524, 'annoy')
+        >>> report["items"], report["tuning"]["reason"]
+        (3524, 'tuned on the catalog (122 photos a category on average)')
         >>> lookalike.build_index("shop_photos/", "index", update=True)["update"]
         {'kept': 3524, 'added': 12, 'removed': 3}
     """
@@ -465,8 +563,8 @@ def build_index(
     options = replace(options or BuildOptions(), **overrides)
     with index_folder.write_lock(Path(out)):  # from reading the previous index to the swap: one writer
         plan = _plan(Path(catalog), Path(out), options, embedder)
-        embedded, ids, views = _embed(plan, progress, show_bar)
-        fitted = _fit_head(embedded, ids, views, plan.options.vote)
+        embedded, ids, views, tuned = _embed(plan, progress, show_bar)
+        fitted = _fit_head(embedded, ids, views, tuned, plan.options.vote)
         replaced = plan.previous.manifest if plan.previous else _current_manifest(plan.out)
         manifest = _write_and_swap_in(plan, fitted, started, show_bar)
         if replaced:

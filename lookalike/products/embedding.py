@@ -26,7 +26,7 @@ from lookalike.products.catalog import CatalogItem
 if TYPE_CHECKING:
     from model_zoo.product_embedders import ProductEmbedder
 
-Progress = Callable[[int, int], None]  # (photos done, photos in all)
+Progress = Callable[[int, int, str], None]  # (steps done, steps in all, what the steps are)
 DECODE_THREADS = 2
 BATCHES_AHEAD = 2
 
@@ -129,7 +129,7 @@ def embed_catalog(
         done += count
         bar.update(count)
         if progress is not None:
-            progress(done, len(items))
+            progress(done, len(items), "embedding photo")
     bar.close()
     kept = [item for item in items if digests.get(item.path) in entries]
     records = [entries[digests[item.path]][1] for item in kept]

@@ -54,6 +54,7 @@ HEAD_VIEWS = "head_views.npz"
 THUMBNAILS = "thumbs"  # folder of <id>.jpg
 LOCAL_FEATURES = "local"  # folder of .npy arrays (`local_features`)
 WORDS = "words.json"
+TUNED_BACKBONE = "backbone.pt"  # the backbone tuned on the catalog at build time (`tuning`), if it was
 #: The manifest's `format` names the kind of folder and the version of its layout ("lookalike.product-index/2").
 FORMAT_NAME = "lookalike.product-index"
 #: 2: item ids and a pluggable vector store. A reader reads the versions in READABLE_VERSIONS.
@@ -128,6 +129,7 @@ class IndexManifest:
     local_features: dict | None = None  # `local_features.write_local_features`'s entry, if built with them
     words: dict | None = None  # `printed_words.write_words`'s entry, if built with them
     similarity: dict | None = None  # `calibration.SimilarityCalibration`'s curve; None: the linear mapping
+    tuning: dict | None = None  # `tuning.tune_catalog`'s entry when the backbone was tuned (TUNED_BACKBONE)
     build_seconds: float | None = None
     images_per_second: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +138,13 @@ class IndexManifest:
     def head_view(self) -> dict | None:
         """The config of the second backbone the category head reads beside the index's vectors, if any."""
         return self.head.get("view")
+
+    def embedder_config(self, folder: Path) -> dict:
+        """The product embedder's config for `model_zoo.create_embedder(**config)`: a tuned index's weights are
+        its own TUNED_BACKBONE in `folder` (where the index is now, so a moved index still loads)."""
+        if self.tuning is None:
+            return dict(self.embedder)
+        return {**self.embedder, "weights": str(Path(folder) / TUNED_BACKBONE)}
 
     def to_dict(self) -> dict:
         """The manifest as manifest.json holds it."""

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lookalike.products.index import load_index
+from lookalike.products.index import IndexManifest, load_index
 from lookalike.products.search import ProductSearcher
 from lookalike.vectors.live import DEFAULT_INTERVAL, IndexUnavailableError, LiveIndex
 
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from model_zoo.product_embedders import ProductEmbedder
 
 __all__ = ["DEFAULT_INTERVAL", "IndexUnavailableError", "LiveSearcher", "load_searcher"]
+
+
+def _same_backbone(before: IndexManifest, after: IndexManifest) -> bool:
+    """Whether two manifests name the same product embedder: the same config, and the same tuning if tuned
+    (an update that keeps its tuned backbone keeps the same entry; one that tunes again writes a new one)."""
+    return before.embedder == after.embedder and before.tuning == after.tuning
 
 
 def load_searcher(
@@ -37,12 +43,12 @@ def load_searcher(
     index = load_index(Path(index_dir))
     try:
         manifest = index.manifest
-        if embedder is None and current is not None and current.index.manifest.embedder == manifest.embedder:
+        if embedder is None and current is not None and _same_backbone(current.index.manifest, manifest):
             embedder = current.embedder
         view = None
         if current is not None and current.view is not None and current.index.manifest.head_view == manifest.head_view:
             view = current.view
-        return ProductSearcher(index, embedder or create_embedder(**manifest.embedder), view)
+        return ProductSearcher(index, embedder or create_embedder(**manifest.embedder_config(index.folder)), view)
     except BaseException:
         index.close()
         raise

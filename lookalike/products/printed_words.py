@@ -165,6 +165,10 @@ class WordTable:
                 total = sum(rates.values())
                 self.shares[word] = {category: rate / total for category, rate in rates.items()}
 
+    def shared(self, query_words: Iterable[str], item_words: Iterable[str]) -> list[str]:
+        """The voting words a query and a catalog photo both carry (what a hit's words have in common)."""
+        return sorted(set(query_words) & set(item_words) & self.shares.keys())
+
     def vote(self, query_words: Iterable[str], classes: Sequence[str]) -> np.ndarray | None:
         """The categories (in `classes` order) the query's voting words point to, averaged; None when the
         query has no voting word."""

@@ -13,7 +13,8 @@ from lookalike.products import spatial
 #: its `photo`: the path relative to the catalog (`catalog_path`), never a path on the server. Not named "path":
 #: gradio_client takes any {"path": ...} in a result for a file to download.
 SUMMARY_HIT_KEYS = (
-    "rank", "photo", "category", "product_id", "title", "price", "url", "similarity", "cosine", "distance", "inliers"
+    "rank", "photo", "category", "product_id", "title", "price", "url", "similarity", "cosine", "distance", "inliers",
+    "shared_words"
 )
 
 
@@ -47,6 +48,7 @@ class Hit:
     catalog_path: str = ""  # `path` relative to the catalog: what a client is shown
     thumbnail: str = ""  # a small copy made at build time (the photo itself for older indexes)
     inliers: int | None = None  # keypoint matches one homography explains; None when not verified
+    shared_words: list[str] | None = None  # voting words on the query and this photo; None: the query was not read
 
     def to_dict(self) -> dict:
         return asdict(self)

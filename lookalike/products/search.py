@@ -38,17 +38,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from lookalike.images.loading import ImageSource, load_image
+from lookalike.images.loading import ImageError, ImageSource, load_image
 from lookalike.instances import Instances
 from lookalike.products import printed_words, spatial
 from lookalike.products.calibration import SimilarityCalibration, linear_similarity
+from lookalike.products.explain import Explanation, to_pixels
 from lookalike.products.heads import NeighbourVote, head_input, ranking
 from lookalike.products.index import LoadedIndex, load_index
 from lookalike.products.local_features import LocalFeatureTable
@@ -99,10 +100,11 @@ class ProductSearcher:
         folders = index.rows.folders()
         self._catalog_root = Path(os.path.commonpath(folders)) if folders else None  # hits' paths relative to it
         self.local = LocalFeatureTable(index.folder) if index.manifest.local_features else None
-        self.words = None
+        self.words, self.item_words = None, {}
         if index.manifest.words:
             categories = dict(zip(index.rows.column("id"), index.rows.column("category"), strict=True))
-            self.words = printed_words.WordTable(printed_words.stored_words(index.folder), categories)
+            self.item_words = printed_words.stored_words(index.folder)
+            self.words = printed_words.WordTable(self.item_words, categories)
 
     @classmethod
     def load(cls, index_dir: str | Path, embedder: ProductEmbedder | None = None) -> ProductSearcher:
@@ -117,7 +119,7 @@ class ProductSearcher:
 
         index = load_index(Path(index_dir))
         try:
-            return cls(index, embedder or create_embedder(**index.manifest.embedder))
+            return cls(index, embedder or create_embedder(**index.manifest.embedder_config(index.folder)))
         except BaseException:
             index.close()
             raise
@@ -231,6 +233,9 @@ class ProductSearcher:
         pairs = zip(rows, found.cosines, inliers, strict=True)
         hits = [self._hit(rank, row, float(cosine), int(count)) for rank, (row, cosine, count) in enumerate(pairs, 1)]
         words = None if cues.words is None else sorted(cues.words)
+        if cues.words is not None and self.words is not None:
+            for hit in hits:
+                hit.shared_words = self.words.shared(cues.words, self.item_words.get(hit.id, ()))
         return SearchResult(self.model, scope, ranking[:CATEGORIES_SHOWN], hits, timings, words)
 
     def _verify(self, found: Found, verification: spatial.Verification) -> tuple[Found, np.ndarray]:
@@ -260,6 +265,42 @@ class ProductSearcher:
             thumbnail=self.index.thumbnail(row),
             inliers=None if inliers < 0 else inliers,
         )
+
+    def explain(
+        self, image: ImageSource, item_id: int, words: Iterable[str] | None = None, vector: np.ndarray | None = None
+    ) -> Explanation:
+        """Why catalog item `item_id` matched the query photo: the keypoints one homography explains, in each
+        photo's own pixels (none on an index without local features), and the voting words both carry when the
+        query's `words` are given (`QueryCues.words`, as search read them) on an index with words. `vector`:
+        the query's, when the caller kept it (else the photo is embedded again).
+
+        Raises:
+            ImageError: the query photo cannot be read.
+            IndexCorruptError: the index has no item `item_id`."""
+        photo = load_image(image)
+        row = self.index.rows.get([item_id])[0]
+        query_points = catalog_points = np.zeros((0, 2), np.float32)
+        stored = self.local.get([item_id])[0] if self.local is not None else None
+        if stored is not None:
+            query_points, catalog_points = spatial.matched_points(spatial.extract(photo), stored)
+            query_points = to_pixels(query_points, photo.size)
+            catalog_points = to_pixels(catalog_points, (row["width"], row["height"]))
+        shared = None
+        if words is not None and self.words is not None:
+            shared = self.words.shared(words, self.item_words.get(item_id, ()))
+        vector = self.embedder.embed([photo])[0] if vector is None else vector
+        cosine = float(np.clip(vector @ self.index.store.vectors([item_id])[1][0], -1.0, 1.0))
+        return Explanation(query_points, catalog_points, shared, round(self.similarity(cosine, row["category"]), 4))
+
+    def catalog_photo(self, item_id: int) -> Image.Image:
+        """Catalog item `item_id`'s photo upright at its full size (its thumbnail, scaled up, when the photo is
+        no longer where the index found it): what `Explanation.picture` draws on."""
+        row = self.index.rows.get([item_id])[0]
+        try:
+            return load_image(row["path"])
+        except ImageError:
+            thumbnail = load_image(self.index.thumbnail(row))
+            return thumbnail.resize((row["width"], row["height"]))
 
     def similarity(self, cosine: float, category: str | None = None) -> float:
         """What a hit's cosine means: the share of catalog pairs that close to an item of `category` which

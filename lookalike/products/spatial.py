@@ -90,12 +90,14 @@ def _root_sift(descriptors: np.ndarray) -> np.ndarray:
     return np.sqrt(values / np.maximum(values.sum(axis=1, keepdims=True), 1e-6))
 
 
-def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
-    """Ratio-test matches between two photos that one RANSAC homography explains (0 when under 4 matches).
-    Nearest neighbours come from one matrix product (RootSIFT rows are unit vectors, so squared distance is
-    2 - 2 x dot): several times faster than OpenCV's brute-force knnMatch, and the same matches."""
+def matched_points(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """The ratio-test matches between two photos that one RANSAC homography explains, as two float32 [n, 2]
+    arrays of keypoints (row i of one matches row i of the other; none when under 4 matches). Nearest
+    neighbours come from one matrix product (RootSIFT rows are unit vectors, so squared distance is 2 - 2 x
+    dot): several times faster than OpenCV's brute-force knnMatch, and the same matches."""
+    none = (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
     if len(query.points) < 2 or len(candidate.points) < 2:
-        return 0
+        return none
     similarity = _root_sift(query.descriptors) @ _root_sift(candidate.descriptors).T
     rows = np.arange(len(similarity))
     target = similarity.argmax(axis=1)
@@ -105,10 +107,19 @@ def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     distance, next_distance = np.sqrt(np.maximum(2 - 2 * best, 0)), np.sqrt(np.maximum(2 - 2 * second, 0))
     good = np.flatnonzero(distance < RATIO * next_distance)
     if len(good) < 4:
-        return 0
+        return none
     source = query.points[good].astype(np.float32)
-    _, mask = cv2.findHomography(source, candidate.points[target[good]].astype(np.float32), ESTIMATOR, RANSAC_PX)
-    return 0 if mask is None else int(mask.sum())
+    destination = candidate.points[target[good]].astype(np.float32)
+    _, mask = cv2.findHomography(source, destination, ESTIMATOR, RANSAC_PX)
+    if mask is None:
+        return none
+    kept = mask.ravel().astype(bool)
+    return source[kept], destination[kept]
+
+
+def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
+    """How many keypoint matches one homography explains (`matched_points`)."""
+    return len(matched_points(query, candidate)[0])
 
 
 def spatial_scores(query: LocalFeatures, candidates: Sequence[LocalFeatures | None]) -> np.ndarray:

@@ -20,6 +20,7 @@ from lookalike.evaluation.report import per_class_rows, plot_confusion, plot_cur
 from lookalike.products.catalog import read_catalog
 from lookalike.products.embedding import embed_catalog
 from lookalike.products.heads import HELD_OUT_FRACTION, CategoryHead
+from lookalike.products.index import locate
 from lookalike.products.splits import stratified_split
 from lookalike.training.classifier_heads import predict_proba
 from lookalike.training.head_export import export_head
@@ -110,7 +111,7 @@ def train_head(
     start = time.perf_counter()
     if embedder is None:
         if model is None and install is not None:
-            embedder = create_embedder(**index_manifest(install).embedder)
+            embedder = create_embedder(**index_manifest(install).embedder_config(locate(Path(install))))
         else:
             embedder = create_embedder(model or DEFAULT_PRODUCT_MODEL)
     embedded = embed_catalog(read_catalog(catalog), embedder, show_bar=False)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lookalike.products.tuning import TuneConfig  # the build tunes too; training reuses its settings
+
+__all__ = ["MINING_MODES", "TripletConfig", "TuneConfig"]
 MINING_MODES = ("hard", "semi-hard")
 
 
@@ -21,15 +24,3 @@ class TripletConfig:
     lr_step: int = 15  # epochs between learning-rate decays
     lr_gamma: float = 0.3
     seed: int = 0
-
-
-@dataclass
-class TuneConfig:
-    blocks: int = 2  # trailing stages trained (with the head convolution); the rest stay frozen
-    epochs: int = 4
-    lr: float = 1e-4
-    proxy_lr: float = 1e-2  # proxies move faster than the pretrained weights (proxy-loss practice)
-    temperature: float = 0.05
-    batch_size: int = 32
-    seed: int = 0
-    crop: float = 0.7  # smallest side of a batch's random crop of the frozen maps, as a fraction (1: no crop)

@@ -19,7 +19,7 @@ from lookalike.products.index import IndexCorruptError
 from lookalike.products.printed_words import WordTable, category_vote, read_words, words
 from lookalike.products.search import ProductSearcher
 
-FAST = {"size": 160, "flip": False, "show_bar": False, "trees": 4}
+FAST = {"fast": True, "size": 160, "flip": False, "show_bar": False, "trees": 4}
 PACKS = {"oat-milk": "HAVREDRYCK", "oatghurt": "HAVREGURT"}
 
 

@@ -14,7 +14,7 @@ from lookalike.products.search import ProductSearcher
 from lookalike.vectors.stores.milvus_store import connect, disconnect
 
 CATEGORIES = ("milk", "sunglasses", "watches")
-FAST = {"size": 160, "flip": False, "show_bar": False, "trees": 4}
+FAST = {"fast": True, "size": 160, "flip": False, "show_bar": False, "trees": 4}
 
 
 def _catalog(data_root: Path, root: Path, first: int, last: int) -> Path:

@@ -30,7 +30,7 @@ from model_zoo.registry import UnknownModelError
 CATEGORIES = ("milk", "sunglasses", "watches")
 PER_CATEGORY = 8
 QUERIES = 2
-FAST = {"size": 160, "flip": False, "show_bar": False}
+FAST = {"fast": True, "size": 160, "flip": False, "show_bar": False}
 
 
 def _link_photos(data_root: Path, root: Path, start: int, count: int) -> None:
@@ -258,7 +258,7 @@ def test_cli_search_json(index: Path, data_root: Path, capsys) -> None:
     assert set(payload["categories"][0]) == {"label", "prob"}
     assert len(payload["results"]) == 7
     hit_keys = {"rank", "photo", "category", "product_id", "title", "price", "url", "similarity", "cosine",
-                "distance", "inliers"}
+                "distance", "inliers", "shared_words"}
     assert set(payload["results"][0]) == hit_keys
     assert payload["results"][0]["photo"].startswith("sunglasses/")  # relative to the catalog, not the server
 

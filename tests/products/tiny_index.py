@@ -48,5 +48,5 @@ def colour_photos(root: Path, per_colour: int, start: int = 0, seed: int = 0) ->
 
 def build_tiny(catalog: Path, out: Path, **options) -> dict:
     """A build of `catalog` into `out` with the stand-in embedder and no second view."""
-    return build_index(catalog, out, embedder=ColourEmbedder(), trees=2, head_model="none", show_bar=False,
+    return build_index(catalog, out, embedder=ColourEmbedder(), fast=True, trees=2, head_model="none", show_bar=False,
                        **options)

@@ -259,7 +259,7 @@ def test_backbone_tuning_round_trip(data_root: Path, tmp_path: Path, monkeypatch
 
 def test_tuning_crop_is_a_window_of_every_map_in_the_batch() -> None:
     """The crop augmentation cuts one square window, at least the asked fraction of the side, from each map."""
-    from lookalike.training.backbone_tuning import _crop
+    from lookalike.products.backbone_tuning import _crop
 
     maps = torch.arange(2 * 3 * 15 * 15, dtype=torch.float32).reshape(2, 3, 15, 15)
     sizes = set()

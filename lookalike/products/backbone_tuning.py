@@ -11,11 +11,13 @@ pull their photos together and apart from other products; categories keep the sh
 of one-photo products, which product proxies would only push apart. Proxies start at their photos' mean.
 
 What makes it fit a 2-core CPU: everything before the last `blocks` stages is frozen and run once per
-photo (its feature maps kept in memory, float16); batch norm keeps its ImageNet statistics (small batches
-would only add noise to them); augmentation works on those maps: a mirror image, and a random crop of each
-batch (70-100% of the side). The frozen stages run in onnxruntime, much faster than eager torch, so a run
-on the shared catalog takes minutes (timings in docs/experiments/backbone-tuning.md). A GPU (`device="cuda"`)
-runs the same code, the frozen stages in torch.
+photo and once per mirror image (its feature maps kept in memory, float16); batch norm keeps its ImageNet
+statistics (small batches would only add noise to them); augmentation works on those maps: a mirror image, and
+a random crop of each batch (70-100% of the side). The frozen stages run in onnxruntime, much faster than eager
+torch, and the trained stages in channels-last layout (a quarter faster on this CPU), so a run on the shared
+catalog takes minutes (timings in docs/experiments/backbone-tuning.md). The same maps then give the catalog's
+vectors (`tail_vectors`: the photo and its mirror image, as the embedder's `flip` averages them), so a build that
+tunes never runs the frozen stages twice. A GPU (`device="cuda"`) runs the same code, the frozen stages in torch.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import json
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +39,7 @@ from torch import nn
 from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import cache_dir
 from lookalike.products.catalog import CatalogItem
-from lookalike.training.settings import TuneConfig
+from lookalike.products.tuning import TuneConfig
 from model_zoo.onnx_runtime import OnnxSession, onnx_twin
 from model_zoo.product_embedders import ProductEmbedder
 from model_zoo.weights import fingerprint
@@ -58,55 +61,78 @@ class Tail(nn.Module):
         self.split = len(model.blocks) - blocks
         self.front = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[: self.split])  # frozen, shared
 
-    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+    def features(self, maps: torch.Tensor) -> torch.Tensor:
+        """The pooled pre-logits features (not normalised) of frozen-stage maps."""
         features = self.model.bn2(self.model.conv_head(self.model.blocks[self.split :](maps)))
-        return nn.functional.normalize(self.model.forward_head(features, pre_logits=True), dim=1)
+        return self.model.forward_head(features, pre_logits=True)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.features(maps), dim=1)
 
     def parameters_to_train(self) -> list[nn.Parameter]:
         modules = [*self.model.blocks[self.split :], self.model.conv_head, self.model.bn2]
         return [p for module in modules for p in module.parameters()]
 
 
-def frozen_maps(
-    items: list[CatalogItem], embedder: ProductEmbedder, tail: Tail, device: str
-) -> tuple[torch.Tensor, list[int], list[str]]:
-    """float16 feature maps at the split of every readable photo, their item numbers, and the unreadable
-    photos (skipped, as a build skips them). Photos are decoded in two threads, two batches ahead; on a CPU
-    the frozen stages run in onnxruntime (exported once, checked against torch): 67 photos/s against 26 in
-    eager torch for Lite1, decoding included."""
+@dataclass
+class FrozenMaps:
+    """float16 feature maps at the split of every readable photo and of its mirror image, the photos' numbers
+    (positions in the list given), and the unreadable ones (number, reason)."""
+
+    maps: torch.Tensor
+    mirrored: torch.Tensor
+    kept: list[int]
+    skipped: list[tuple[int, str]]
+
+
+Prepare = Callable[[int], np.ndarray]  # photo number -> float32 [3, size, size]; raises ImageError
+
+
+def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbedder, device: str) -> FrozenMaps:
+    """The frozen stages over photos 0..count-1 (`prepare` decodes one: a build's also notes its size and
+    thumbnail). Photos are decoded in two threads, two batches ahead; on a CPU the frozen stages run in
+    onnxruntime (exported once, checked against torch): 67 photos/s against 26 in eager torch for Lite1,
+    decoding included, before the mirror images were added."""
     batch = 8 if device == "cpu" else 64
     session = _onnx_front(tail, embedder) if device == "cpu" else None
-    skipped: list[str] = []
+    skipped: list[tuple[int, str]] = []
 
     def pixels(start: int) -> tuple[np.ndarray, list[int]]:
         arrays, kept = [], []
-        for number in range(start, min(start + batch, len(items))):
+        for number in range(start, min(start + batch, count)):
             try:
-                arrays.append(embedder.prepare(load_image(items[number].path, draft=embedder.preprocess.draft)))
+                arrays.append(prepare(number))
                 kept.append(number)
             except ImageError as exc:
-                skipped.append(f"{items[number].path}: {exc}")
+                skipped.append((number, str(exc)))
         return np.stack(arrays) if arrays else np.zeros((0, 3, 1, 1), np.float32), kept
 
-    chunks, kept, pending = [], [], deque()
+    chunks: list[torch.Tensor] = []
+    mirrored: list[torch.Tensor] = []
+    kept: list[int] = []
+    pending: deque[Future] = deque()
+
+    def run(array: np.ndarray) -> torch.Tensor:
+        maps = session.run(array) if session is not None else tail.front(torch.from_numpy(array).to(device))
+        return torch.as_tensor(maps).half().cpu()
 
     def front(decoded: Future) -> None:
         array, numbers = decoded.result()
         if numbers:
-            maps = session.run(array) if session is not None else tail.front(torch.from_numpy(array).to(device))
-            chunks.append(torch.as_tensor(maps).half().cpu())
+            chunks.append(run(array))
+            mirrored.append(run(np.ascontiguousarray(array[..., ::-1])))
             kept.extend(numbers)
 
     with ThreadPoolExecutor(2) as pool, torch.inference_mode():
-        for start in range(0, len(items), batch):
+        for start in range(0, count, batch):
             pending.append(pool.submit(pixels, start))
             if len(pending) > 2:
                 front(pending.popleft())
         while pending:
             front(pending.popleft())
     if not chunks:
-        raise ValueError(f"no readable photo among the {len(items)} catalog items")
-    return torch.cat(chunks), kept, skipped
+        raise ValueError(f"no readable photo among the {count} catalog items")
+    return FrozenMaps(torch.cat(chunks), torch.cat(mirrored), kept, skipped)
 
 
 def _onnx_front(tail: Tail, embedder: ProductEmbedder) -> OnnxSession | None:
@@ -119,7 +145,7 @@ def _onnx_front(tail: Tail, embedder: ProductEmbedder) -> OnnxSession | None:
     )
 
 
-def _labels(values: list[str], keep: np.ndarray) -> tuple[torch.Tensor, list[str]]:
+def _labels(values: Sequence[str | None], keep: np.ndarray) -> tuple[torch.Tensor, list[str]]:
     """Class numbers (-1 where not `keep`) and the class names."""
     names = sorted({v for v, k in zip(values, keep, strict=True) if k})
     number = {name: i for i, name in enumerate(names)}
@@ -153,40 +179,59 @@ def _loss(embeddings: torch.Tensor, proxies: nn.Parameter, labels: torch.Tensor,
     return nn.functional.cross_entropy(logits, labels[kept])
 
 
-def tune_backbone(
-    items: list[CatalogItem], embedder: ProductEmbedder, out_dir: Path, config: TuneConfig, device: str = "cpu"
+def _batches(maps: torch.Tensor, device: str, size: int = 64):
+    for start in range(0, len(maps), size):
+        yield maps[start : start + size].to(device).float().contiguous(memory_format=torch.channels_last)
+
+
+def tail_vectors(tail: Tail, frozen: FrozenMaps, device: str) -> np.ndarray:
+    """float32 [N, dim] unit vectors of the photos whose maps `frozen` holds: each photo's features plus its
+    mirror image's, normalised, as the embedder's `flip` makes them (the full network on a photo gives the
+    same vector up to the maps' float16 rounding)."""
+    tail.eval()
+    with torch.inference_mode():
+        features = [tail.features(a) + tail.features(b)
+                    for a, b in zip(_batches(frozen.maps, device), _batches(frozen.mirrored, device), strict=True)]
+    return nn.functional.normalize(torch.cat(features), dim=1).float().cpu().numpy()
+
+
+Epoch = Callable[[int, Tail], None]  # (epoch number from 1, the tail): called after each epoch
+
+
+def train_tail(
+    tail: Tail,
+    maps: torch.Tensor,
+    categories: Sequence[str],
+    product_ids: Sequence[str | None],
+    config: TuneConfig,
+    device: str = "cpu",
+    on_epoch: Epoch | None = None,
 ) -> dict:
-    """Tune a copy of `embedder`'s backbone on `items` (category, and product_id where 2+ photos share one);
-    saves `out_dir/backbone.pt` and returns the training log (also in `out_dir/tuning_result.json`)."""
+    """Train `tail` in place on the photos' frozen `maps` (categories, and product ids where 2+ photos share
+    one); returns the log: products and categories trained, and each epoch's loss and time."""
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    tail = Tail(copy.deepcopy(embedder.model), config.blocks).to(device).eval()  # eval: BN statistics frozen
-    maps, kept, skipped = frozen_maps(items, embedder, tail, device)
-    items = [items[number] for number in kept]
-    front_seconds = time.perf_counter() - start
-    print(f"frozen stages: {len(items)} photos in {front_seconds:.0f} s ({len(skipped)} unreadable, skipped)",
-          file=sys.stderr, flush=True)
-    ids = [item.product_id for item in items]
-    counts = Counter(ids)
-    products, product_names = _labels(ids, np.array([bool(pid) and counts[pid] >= 2 for pid in ids]))
-    categories, category_names = _labels([item.category for item in items], np.ones(len(items), bool))
+    tail.to(device).to(memory_format=torch.channels_last).eval()  # eval: batch norm statistics stay frozen
+    counts = Counter(product_ids)
+    products, product_names = _labels(product_ids, np.array([bool(pid) and counts[pid] >= 2 for pid in product_ids]))
+    categories, category_names = _labels(list(categories), np.ones(len(categories), bool))
     with torch.inference_mode():
-        initial = torch.cat([tail(maps[i : i + 64].to(device).float()) for i in range(0, len(maps), 64)])
+        initial = torch.cat([tail(batch) for batch in _batches(maps, device)])
     proxies = [_proxies(initial.clone(), labels, len(names)) for labels, names in
                ((products, product_names), (categories, category_names))]
     optimizer = torch.optim.AdamW(
         [{"params": tail.parameters_to_train(), "lr": config.lr}, {"params": proxies, "lr": config.proxy_lr}],
         weight_decay=1e-4,
     )
-    log = []
+    epochs = []
     for epoch in range(config.epochs):
-        order = torch.randperm(len(items))
+        order = torch.randperm(len(maps))
         total, seen = 0.0, 0
         for batch in order.split(config.batch_size):
             x = maps[batch].to(device).float()
             flip = torch.rand(len(batch)) < 0.5
             x[flip] = x[flip].flip(-1)
-            x = _crop(x, config.crop)
+            x = _crop(x, config.crop).contiguous(memory_format=torch.channels_last)
             embeddings = tail(x)
             loss = sum(_loss(embeddings, proxy, labels[batch].to(device), config.temperature)
                        for proxy, labels in zip(proxies, (products, categories), strict=True))
@@ -194,24 +239,57 @@ def tune_backbone(
             loss.backward()
             optimizer.step()
             total, seen = total + loss.item() * len(batch), seen + len(batch)
-        log.append({"epoch": epoch + 1, "loss": round(total / seen, 4),
-                    "seconds": round(time.perf_counter() - start, 1)})
-        print(f"epoch {log[-1]}", file=sys.stderr, flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        epochs.append({"epoch": epoch + 1, "loss": round(total / seen, 4),
+                       "seconds": round(time.perf_counter() - start, 1)})
+        print(f"epoch {epochs[-1]}", file=sys.stderr, flush=True)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, tail)
+    tail.to(memory_format=torch.contiguous_format)
+    return {"products": len(product_names), "categories": len(category_names), "epochs": epochs}
+
+
+def tuned_state(tail: Tail) -> dict[str, torch.Tensor]:
+    """The whole backbone's weights after tuning, in timm's layout (what `create_embedder(weights=...)` loads)."""
+    return {k: v.detach().cpu().contiguous() for k, v in tail.model.state_dict().items()}
+
+
+def save_backbone(state: dict[str, torch.Tensor], model: str, config: TuneConfig, path: Path) -> None:
+    """Write a tuned backbone checkpoint atomically: an interrupted run never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save({"state_dict": state, "model": model, "config": asdict(config)}, partial)
+    partial.replace(path)
+
+
+def tune_backbone(
+    items: list[CatalogItem], embedder: ProductEmbedder, out_dir: Path, config: TuneConfig, device: str = "cpu"
+) -> dict:
+    """Tune a copy of `embedder`'s backbone on `items` (category, and product_id where 2+ photos share one);
+    saves `out_dir/backbone.pt` and returns the training log (also in `out_dir/tuning_result.json`)."""
+    start = time.perf_counter()
+    tail = Tail(copy.deepcopy(embedder.model), config.blocks).to(device).eval()
+    frozen = frozen_maps(
+        len(items), lambda n: embedder.prepare(load_image(items[n].path, draft=embedder.preprocess.draft)),
+        tail, embedder, device,
+    )
+    skipped = [f"{items[number].path}: {reason}" for number, reason in frozen.skipped]
+    items = [items[number] for number in frozen.kept]
+    front_seconds = time.perf_counter() - start
+    print(f"frozen stages: {len(items)} photos in {front_seconds:.0f} s ({len(skipped)} unreadable, skipped)",
+          file=sys.stderr, flush=True)
+    log = train_tail(tail, frozen.maps, [item.category for item in items], [item.product_id for item in items],
+                     config, device)
     checkpoint = out_dir / "backbone.pt"
-    partial = checkpoint.with_suffix(".pt.partial")
-    state = {k: v.cpu() for k, v in tail.model.state_dict().items()}
-    torch.save({"state_dict": state, "model": embedder.name, "config": asdict(config)}, partial)
-    partial.replace(checkpoint)  # an interrupted run never leaves a half-written checkpoint
+    save_backbone(tuned_state(tail), embedder.name, config, checkpoint)
     result = {
         "model": embedder.name,
         "config": asdict(config),
         "photos": len(items),
-        "products": len(product_names),
-        "categories": len(category_names),
+        "products": log["products"],
+        "categories": log["categories"],
         "skipped": skipped,
         "frozen_pass_seconds": round(front_seconds, 1),
-        "epochs": log,
+        "epochs": log["epochs"],
         "checkpoint": str(checkpoint),
         "seconds": round(time.perf_counter() - start, 1),
     }
