@@ -39,7 +39,7 @@ from torch import nn
 from lookalike.images.loading import ImageError, load_image
 from lookalike.paths import cache_dir
 from lookalike.products.catalog import CatalogItem
-from lookalike.products.tuning import TuneConfig
+from lookalike.products.tuning import TuneConfig, tunable
 from model_zoo.onnx_runtime import OnnxSession, onnx_twin
 from model_zoo.product_embedders import ProductEmbedder
 from model_zoo.weights import fingerprint
@@ -50,7 +50,7 @@ class Tail(nn.Module):
 
     def __init__(self, model: nn.Module, blocks: int) -> None:
         super().__init__()
-        if not all(hasattr(model, name) for name in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):
+        if not tunable(model):
             raise ValueError(
                 f"backbone tuning supports timm EfficientNet models (the Lite defaults), not {type(model).__name__}; "
                 "train a head on its frozen features instead (without --tune-blocks)"

@@ -53,7 +53,6 @@ from lookalike.products.tuning import (
     TunedCatalog,
     decide,
     retune_reason,
-    save_tuned,
     tunable,
     tune_catalog,
 )
@@ -299,7 +298,7 @@ def _plan(catalog: Path, out: Path, options: BuildOptions, embedder: ProductEmbe
     spec = parse_store(options.store)
     tuning = _tuning(options, items, previous)
     embedder = embedder or _embedder(options, previous, tuning)
-    if tuning.tune and not tunable(embedder):
+    if tuning.tune and not tunable(getattr(embedder, "model", None)):
         if (options.tune or "auto") == "always":
             raise ValueError(f"{embedder.name} cannot be tuned (timm EfficientNet backbones can); build without tuning")
         tuning = Decision(False, f"frozen backbone: {embedder.name} cannot be tuned")
@@ -397,7 +396,7 @@ def _write_backbone(folder: Path, plan: _Plan, fitted: _Fitted) -> None:
     time stamp, so the embedder's caches keyed on it stay valid)."""
     target = folder / product_index.TUNED_BACKBONE
     if fitted.tuned is not None:
-        save_tuned(fitted.tuned.state, plan.embedder, fitted.tuned.entry["config"], target)
+        fitted.tuned.save(plan.embedder.name, target)
     elif plan.reuses_tuning:
         source = plan.previous.folder / product_index.TUNED_BACKBONE
         try:

@@ -90,6 +90,19 @@ def local_engine(jobs: list[Job], embedder: ProductEmbedder, step: int) -> Itera
             yield len(batch), embed_decoded(embedder, decoded), skipped
 
 
+def content_digests(items: list[CatalogItem]) -> tuple[dict[Path, str], list[dict[str, str]]]:
+    """Each readable item's content digest by path (what caches and updates key photos on), and the files that
+    cannot be read at all, listed as a build lists them."""
+    digests: dict[Path, str] = {}
+    skipped: list[dict[str, str]] = []
+    for item in items:
+        try:
+            digests[item.path] = file_sha256(item.path)
+        except OSError as exc:
+            skipped.append({"path": str(item.path), "reason": f"cannot read file ({exc.strerror or exc})"})
+    return digests, skipped
+
+
 def embed_catalog(
     items: list[CatalogItem],
     embedder: ProductEmbedder,
@@ -104,13 +117,7 @@ def embed_catalog(
     from model_zoo.weights import fingerprint  # the embedder has loaded torch already
 
     cache = EmbeddingCache("product_embeddings", fingerprint(embedder.config), embedder.dim)
-    digests: dict[Path, str] = {}
-    skipped: list[dict[str, str]] = []
-    for item in items:
-        try:
-            digests[item.path] = file_sha256(item.path)
-        except OSError as exc:
-            skipped.append({"path": str(item.path), "reason": f"cannot read file ({exc.strerror or exc})"})
+    digests, skipped = content_digests(items)
     known_entries = known(digests.values()) if known else {}
     cached = cache.get_many(d for d in digests.values() if d not in known_entries)
     entries = {**cached, **known_entries}

@@ -8,7 +8,7 @@ search itself never keeps the matches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,15 +29,10 @@ class Explanation:
     catalog_points: np.ndarray  # float32 [n, 2]
     shared_words: list[str] | None
     similarity: float
-    inliers: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.inliers = len(self.query_points)
-
-    def to_dict(self) -> dict:
-        return {"inliers": self.inliers, "shared_words": self.shared_words, "similarity": self.similarity,
-                "query_points": self.query_points.round(1).tolist(),
-                "catalog_points": self.catalog_points.round(1).tolist()}
+    @property
+    def inliers(self) -> int:
+        return len(self.query_points)
 
     def picture(self, query: Image.Image, catalog: Image.Image) -> Image.Image:
         """The two photos side by side at one height, each match a line between its two keypoints."""

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.images.cache import file_sha256
 from lookalike.products.catalog import CatalogItem
-from lookalike.products.embedding import EmbeddedCatalog, Progress, decode
+from lookalike.products.embedding import EmbeddedCatalog, Progress, content_digests, decode
 
 if TYPE_CHECKING:
     import torch
@@ -90,9 +89,9 @@ def decide(items: list[CatalogItem], mode: str = "auto") -> Decision:
     return Decision(True, f"tuned on the catalog ({average:.0f} photos a category on average)")
 
 
-def tunable(embedder: ProductEmbedder) -> bool:
-    """Whether `embedder`'s network is one tuning knows how to split (a timm EfficientNet, as the defaults)."""
-    model = getattr(embedder, "model", None)
+def tunable(model: object) -> bool:
+    """Whether a network is one tuning knows how to split into frozen and trained stages (a timm EfficientNet,
+    as the defaults)."""
     return all(hasattr(model, name) for name in ("conv_stem", "bn1", "blocks", "conv_head", "bn2"))
 
 
@@ -102,7 +101,14 @@ class TunedCatalog:
 
     embedded: EmbeddedCatalog
     state: dict[str, torch.Tensor]
+    config: TuneConfig
     entry: dict
+
+    def save(self, model: str, path: Path) -> None:
+        """The tuned backbone into the index being written (`index.TUNED_BACKBONE`), atomically."""
+        from lookalike.products.backbone_tuning import save_backbone
+
+        save_backbone(self.state, model, self.config, path)
 
 
 def tune_catalog(
@@ -123,14 +129,8 @@ def tune_catalog(
     config = config or TuneConfig(epochs=BUILD_EPOCHS)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
-    digests: list[str | None] = []
-    skipped: list[dict[str, str]] = []
-    for item in items:
-        try:
-            digests.append(file_sha256(item.path))
-        except OSError as exc:
-            digests.append(None)
-            skipped.append({"path": str(item.path), "reason": f"cannot read file ({exc.strerror or exc})"})
+    by_path, skipped = content_digests(items)
+    digests = [by_path.get(item.path) for item in items]
     readable = [number for number, digest in enumerate(digests) if digest is not None]
     records: dict[int, dict[str, int]] = {}
 
@@ -174,14 +174,7 @@ def tune_catalog(
         "device": device,
     }
     log.info("tuned %s on %d photos in %.0f s", embedder.name, len(kept), entry["seconds"])
-    return TunedCatalog(embedded, tuned_state(tail), entry)
-
-
-def save_tuned(state: dict[str, torch.Tensor], embedder: ProductEmbedder, config: dict, path: Path) -> None:
-    """The tuned backbone into the index being written (`index.TUNED_BACKBONE`), atomically."""
-    from lookalike.products.backbone_tuning import save_backbone
-
-    save_backbone(state, embedder.name, TuneConfig(**config), path)
+    return TunedCatalog(embedded, tuned_state(tail), config, entry)
 
 
 def retune_reason(items: list[CatalogItem], tuning: dict) -> str | None:
