@@ -45,7 +45,15 @@ from lookalike.products import printed_words
 from lookalike.products.calibration import SimilarityCalibration
 from lookalike.products.catalog import CatalogItem, read_catalog
 from lookalike.products.embedding import EmbeddedCatalog, Engine, Progress, embed_again, embed_catalog, local_engine
-from lookalike.products.heads import DEFAULT_C, CategoryHead, NeighbourVote, head_input, held_out_accuracy, preload
+from lookalike.products.heads import (
+    DEFAULT_C,
+    CategoryHead,
+    NeighbourVote,
+    head_input,
+    held_out_accuracy,
+    preload,
+    preloaded,
+)
 from lookalike.products.index import IndexManifest, index_exists
 from lookalike.products.local_features import reusable, write_local_features
 from lookalike.products.tuning import (
@@ -343,6 +351,7 @@ def _fit_head(
     """Step 2: the category head's held-out accuracy, then the head refitted on every photo; and the curve that
     turns a hit's cosine into the similarity shown (`calibration`)."""
     labels = [item.category for item in embedded.items]
+    preloaded()
     accuracy, start = held_out_accuracy(embedded.vectors, labels, vote=vote, views=views)
     head = CategoryHead.fit(head_input(embedded.vectors, views), labels, start=start)
     return _Fitted(embedded, ids, views, tuned, head, accuracy, SimilarityCalibration.fit(embedded.vectors, labels))

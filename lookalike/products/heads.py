@@ -118,9 +118,22 @@ class CategoryHead:
             return cls([str(c) for c in data["classes"]], data["coef"], data["intercept"])
 
 
+_preloading: threading.Thread | None = None
+
+
 def preload() -> None:
-    """Import the solver in a background thread, so a build's slow import overlaps its embedding."""
-    threading.Thread(target=import_module, args=("sklearn.linear_model",), daemon=True).start()
+    """Import the solver in a background thread, so a build's slow import overlaps its embedding. The build
+    waits for it (`preloaded`) before its own sklearn imports: two threads importing sklearn at once can
+    meet its circular imports half done."""
+    global _preloading
+    _preloading = threading.Thread(target=import_module, args=("sklearn.linear_model",), daemon=True)
+    _preloading.start()
+
+
+def preloaded() -> None:
+    """Wait for `preload`'s import, if one runs."""
+    if _preloading is not None:
+        _preloading.join()
 
 
 def head_input(vectors: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:

@@ -63,6 +63,20 @@ def test_a_second_build_of_the_same_folder_is_refused(
     assert not index_folder.lock_path(tiny_index).exists()
 
 
+def test_a_build_waits_for_its_background_sklearn_import() -> None:
+    # A tiny build reaches the head before the background import ends; two threads importing sklearn at once
+    # failed on its circular imports (a CI run, 2026-12-04).
+    check = _python("""
+        import sys
+        from lookalike.products.heads import preload, preloaded
+        preload()
+        preloaded()
+        assert "sklearn.linear_model" in sys.modules
+    """)
+    _, err = check.communicate(timeout=120)
+    assert check.returncode == 0, err
+
+
 def test_two_builds_sharing_one_cache_both_succeed(tiny_catalog: Path, tmp_path: Path) -> None:
     env = {**os.environ, "LOOKALIKE_CACHE": str(tmp_path / "shared-cache")}
     colour_photos(tiny_catalog, 10, start=100)  # 48 photos: both builds write the cache at once
