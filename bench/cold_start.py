@@ -1,7 +1,10 @@
-"""App cold start: seconds from `python app.py --index DIR` to the first HTTP answer on its port.
+"""App cold start: seconds from `python app.py [--index DIR]` to the first HTTP answer on its port, and to the
+first search's answer.
 
 That span covers imports, loading the index and models, the warm-up requests and Gradio's start,
-i.e. what a user waits for after a restart (the index itself is already built).
+i.e. what a user waits for after a restart (the index itself is already built); with no index and an empty
+cache, the first search also waits for the bundled demo catalog's index to be built (a hosted demo's first
+start).
 """
 
 from __future__ import annotations
@@ -86,3 +89,42 @@ def wait_until_ready(url: str, timeout: float = 300.0) -> float:
             raise RuntimeError(f"the app has no product index: {state['detail']}")
         time.sleep(1.0)
     raise TimeoutError(f"the product index was not ready within {timeout:.0f} s")
+
+
+def first_search(query: Path, index_dir: Path | None = None, empty_cache: bool = True) -> tuple[float, float]:
+    """Launch the app, wait until its product index is ready, search `query` (30 results, scope category);
+    the seconds from launch to the page's first answer and to the search's answer. `empty_cache` starts it
+    with a fresh `LOOKALIKE_CACHE` (a first start: the demo index is built meanwhile)."""
+    from gradio_client import Client, handle_file
+
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"LOOKALIKE_CACHE": cache} if empty_cache else {}
+        start = time.perf_counter()
+        with launched_app(index_dir, timeout=600.0, env=env) as (url, page_s):
+            wait_until_ready(url, timeout=600.0)
+            found = Client(url, verbose=False, download_files=False).predict(
+                handle_file(str(query)), 30, "category", api_name="/search"
+            )
+            if len(found["results"]) != 30:
+                raise RuntimeError(f"the first search gave {len(found['results'])} results, not 30")
+            return page_s, time.perf_counter() - start
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python bench/cold_start.py --query PHOTO [--index DIR] [--runs 3] [--keep-cache]`: launch to page and
+    launch to first search, per run. With no index the app serves the bundled demo catalog, built at start."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--query", type=Path, required=True, help="a photo the catalog does not hold")
+    parser.add_argument("--index", type=Path, help="a built index (default: the demo catalog, built at start)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep-cache", action="store_true", help="use the usual cache (a restart)")
+    args = parser.parse_args(argv)
+    for run in range(1, args.runs + 1):
+        page_s, search_s = first_search(args.query, args.index, empty_cache=not args.keep_cache)
+        print(f"run {run}: page {page_s:.1f} s, first 30-result search {search_s:.1f} s after launch", flush=True)
+
+
+if __name__ == "__main__":
+    main()

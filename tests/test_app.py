@@ -219,7 +219,8 @@ def _upload_and_click(
 @pytest.mark.browser
 def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
     """Headless Debian Chromium on the demo a newcomer gets: searching a photo the demo catalog does not hold
-    fills the gallery with 30 captioned items; verify shows a verdict."""
+    fills the gallery with 30 captioned items; choosing a verified hit shows why it matched; verify shows a
+    verdict."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("CI"):
@@ -228,9 +229,9 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    query = _held_out(data_root, "dress")
+    query, pack = _held_out(data_root, "dress"), _held_out(data_root, "milk")
     face1, face2 = sorted((data_root / "faces" / "Colin_Powell").glob("*.jpg"))[:2]
-    UPLOADED.update({query.name, face1.name, face2.name})
+    UPLOADED.update({query.name, pack.name, face1.name, face2.name})
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium,
@@ -246,6 +247,20 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
         page.locator("#results img").first.click()  # the preview shows the item's caption
         expect(page.locator("#results .caption-label").first).to_contain_text("%", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "product_search.png"), full_page=True)
+
+        # a pack of another capture session: its first hit is verified by keypoints, and choosing it shows why
+        page.goto(app_url)
+        _upload_and_click(
+            page, app_url, "Product search", {"#query": pack}, "#search-btn",
+            lambda: expect(results).to_have_count(30, timeout=15_000),
+        )
+        page.locator("#results img").first.click()
+        explanation = page.locator("#match-explanation img")
+        expect(explanation).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("matched keypoints drawn")).to_be_visible()
+        width, height = explanation.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert width > 1.5 * height, "the query and the catalog photo side by side"
+        page.screenshot(path=str(ARTIFACTS / "match_explanation.png"), full_page=True)
 
         verdict = page.locator("#verdict")
         _upload_and_click(
