@@ -153,9 +153,7 @@ def _import_gradio_lazies() -> None:
     matplotlib.get_backend()
 
 
-def load_services(
-    index_dir: Path | None, catalog: str | None, faces_index: Path | None = None, warm_up: bool = True
-) -> Services:
+def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path | None = None) -> Services:
     """The face model, loaded (and warmed) before the server starts any thread, so its helper processes fork
     with the model loaded; the face gallery `faces_index`, if given, searched with those helpers; then the
     product index: `index_dir` (built from `catalog` in the background when missing), or with neither given
@@ -168,9 +166,8 @@ def load_services(
     face_models = list_face_models(available_only=True)
     verifiers: Instances[str, FaceVerifier] = Instances(FaceVerifier)
     verifier = verifiers.get(DEFAULT_FACE_MODEL)
-    if warm_up:
-        _import_gradio_lazies()
-        verifier.warm_up()
+    _import_gradio_lazies()
+    verifier.warm_up()
     face_gallery = None
     if faces_index is not None:
         # which model it needs (the helpers to embed with), read from its manifest: a bad gallery stops the start
