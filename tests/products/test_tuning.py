@@ -97,6 +97,32 @@ def test_the_default_build_tunes_stores_the_backbone_and_updates_reuse_it(data_r
     assert again["tuning"]["photos"] == 4 * MIN_PHOTOS_PER_CATEGORY + 2
 
 
+def test_a_tuning_interrupted_mid_way_leaves_the_index_in_use_untouched(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lookalike.products import backbone_tuning
+
+    catalog = _shop(tmp_path / "shop", data_root, ("milk", "shirt"), MIN_PHOTOS_PER_CATEGORY)
+    out = tmp_path / "idx"
+    build_index(catalog, out, show_bar=False, fast=True, head_model="none")
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    real = backbone_tuning.train_tail
+
+    def interrupted(*args, **kwargs):
+        def stop(epoch: int, tail) -> None:
+            raise KeyboardInterrupt  # Ctrl-C after the first epoch
+        return real(*args, **{**kwargs, "on_epoch": stop})
+
+    monkeypatch.setattr(backbone_tuning, "train_tail", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(catalog, out, show_bar=False)
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "shop"]  # nothing half-written beside it
+    searcher = ProductSearcher.load(out)
+    assert searcher.search(sorted((catalog / "milk").iterdir())[0], top_k=1).results[0].category == "milk"
+    searcher.close()
+
+
 def test_fast_builds_the_frozen_pipeline(data_root: Path, tmp_path: Path) -> None:
     catalog = _shop(tmp_path / "shop", data_root, ("milk", "shirt"), MIN_PHOTOS_PER_CATEGORY)
     report = build_index(catalog, tmp_path / "idx", show_bar=False, fast=True, head_model="none")
