@@ -6,7 +6,6 @@ minutes on 2 cores; accuracy is measured on the full split with `eval-products`,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -26,6 +25,7 @@ from lookalike.products.index import HEAD_VIEWS, IndexCorruptError, IndexMissing
 from lookalike.products.search import ProductSearcher
 from lookalike.vectors.stores import annoy_store
 from model_zoo.registry import UnknownModelError
+from tests.products.tiny_index import folder_digests
 
 CATEGORIES = ("milk", "sunglasses", "watches")
 PER_CATEGORY = 8
@@ -63,11 +63,6 @@ def index(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("indexes") / "index"
     build_index(catalog, out, trees=4, **FAST)
     return out
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_build_report_counts_and_skips(index: Path) -> None:
@@ -180,7 +175,7 @@ def test_search_vector_matches_search(index: Path, data_root: Path) -> None:
 
 
 def test_failed_build_leaves_previous_index_unchanged(index: Path, catalog: Path, monkeypatch) -> None:
-    before = _digests(index)
+    before = folder_digests(index)
     calls = []
 
     def build_one_then_die(*args, **kwargs):
@@ -193,7 +188,7 @@ def test_failed_build_leaves_previous_index_unchanged(index: Path, catalog: Path
     monkeypatch.setattr(annoy_store, "build_annoy", build_one_then_die)
     with pytest.raises(KeyboardInterrupt):
         build_index(catalog, index, trees=8, **FAST)
-    assert _digests(index) == before
+    assert folder_digests(index) == before
     assert not list(index.parent.glob(f".{index.name}.building-*"))
     assert len(ProductSearcher.load(index).index.rows) == len(CATEGORIES) * PER_CATEGORY
 

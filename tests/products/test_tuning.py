@@ -16,7 +16,7 @@ from lookalike.products.index import TUNED_BACKBONE, IndexManifest
 from lookalike.products.search import ProductSearcher
 from lookalike.products.spatial import count_inliers, extract, matched_points
 from lookalike.products.tuning import MIN_PHOTOS_PER_CATEGORY, MIN_TUNED_SHARE, decide, retune_reason
-from tests.products.tiny_index import ColourEmbedder
+from tests.products.tiny_index import ColourEmbedder, folder_digests
 
 
 def _items(per_category: int, categories: int = 3) -> list[CatalogItem]:
@@ -105,7 +105,7 @@ def test_a_tuning_interrupted_mid_way_leaves_the_index_in_use_untouched(
     catalog = _shop(tmp_path / "shop", data_root, ("milk", "shirt"), MIN_PHOTOS_PER_CATEGORY)
     out = tmp_path / "idx"
     build_index(catalog, out, show_bar=False, fast=True, head_model="none")
-    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    before = folder_digests(out)
     real = backbone_tuning.train_tail
 
     def interrupted(*args, **kwargs):
@@ -116,7 +116,7 @@ def test_a_tuning_interrupted_mid_way_leaves_the_index_in_use_untouched(
     monkeypatch.setattr(backbone_tuning, "train_tail", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_index(catalog, out, show_bar=False)
-    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert folder_digests(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "shop"]  # nothing half-written beside it
     searcher = ProductSearcher.load(out)
     assert searcher.search(sorted((catalog / "milk").iterdir())[0], top_k=1).results[0].category == "milk"

@@ -5,7 +5,6 @@ read-only) gives a clear error and leaves the index in use as it was."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import subprocess
 import sys
@@ -21,14 +20,9 @@ from lookalike.products.search import ProductSearcher
 from lookalike.vectors import index_folder
 from lookalike.vectors.stores import annoy_store
 from model_zoo.weights import fingerprint
-from tests.products.tiny_index import ColourEmbedder, build_tiny, colour_photos
+from tests.products.tiny_index import ColourEmbedder, build_tiny, colour_photos, folder_digests
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _python(code: str, *args: str, env: dict | None = None) -> subprocess.Popen:
@@ -49,13 +43,13 @@ def test_a_second_build_of_the_same_folder_is_refused(
     """, str(tiny_index))
     try:
         assert holder.stdout.readline().strip() == "locked"
-        before = _digests(tiny_index)
+        before = folder_digests(tiny_index)
         with pytest.raises(index_folder.IndexLockedError, match=f"process {holder.pid}"):
             build_tiny(tiny_catalog, tiny_index, update=True)
         assert cli.main(["build", str(tiny_catalog), "--out", str(tiny_index), "--update"]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {tiny_index} is being built or updated by process {holder.pid}")
-        assert _digests(tiny_index) == before
+        assert folder_digests(tiny_index) == before
     finally:
         holder.kill()
         holder.wait()
@@ -105,7 +99,7 @@ def test_two_builds_sharing_one_cache_both_succeed(tiny_catalog: Path, tmp_path:
 def test_a_full_disk_mid_build_is_a_clear_error_and_the_index_stays(
     tiny_catalog: Path, tiny_index: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    before = _digests(tiny_index)
+    before = folder_digests(tiny_index)
     real_save = np.save
 
     def save_until_full(path, array, *args, **kwargs):
@@ -119,7 +113,7 @@ def test_a_full_disk_mid_build_is_a_clear_error_and_the_index_stays(
                        r"\.index\.building-\d+; the index in use at .*index is unchanged") as caught:
         build_tiny(tiny_catalog, tiny_index, update=True)
     assert caught.value.errno == errno.ENOSPC
-    assert _digests(tiny_index) == before
+    assert folder_digests(tiny_index) == before
     assert sorted(p.name for p in tiny_index.parent.iterdir() if p.name.startswith(".index")) == []
     assert len(ProductSearcher.load(tiny_index, embedder=ColourEmbedder()).index.rows) == 18
     monkeypatch.undo()
@@ -143,7 +137,7 @@ def small_disk(tmp_path: Path):
 def test_a_really_full_disk_leaves_the_index_in_use(tiny_catalog: Path, small_disk: Path) -> None:
     out = small_disk / "index"
     build_tiny(tiny_catalog, out)
-    before = _digests(out)
+    before = folder_digests(out)
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     filler = small_disk / "filler"
     with open(filler, "wb") as handle:  # leave room for a part of the new index only
@@ -151,7 +145,7 @@ def test_a_really_full_disk_leaves_the_index_in_use(tiny_catalog: Path, small_di
     colour_photos(tiny_catalog, 20, start=200)
     with pytest.raises(index_folder.IndexWriteError, match=r"no space left on device.* is unchanged"):
         build_tiny(tiny_catalog, out, update=True)
-    assert _digests(out) == before
+    assert folder_digests(out) == before
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "index"]
     assert len(ProductSearcher.load(out, embedder=ColourEmbedder()).index.rows) == 18
     filler.unlink()

@@ -3,6 +3,7 @@ photos and a stand-in embedder, so a build takes a second and needs no model (fi
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,3 +51,9 @@ def build_tiny(catalog: Path, out: Path, **options) -> dict:
     """A build of `catalog` into `out` with the stand-in embedder and no second view."""
     return build_index(catalog, out, embedder=ColourEmbedder(), fast=True, trees=2, head_model="none", show_bar=False,
                        **options)
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """Every file under `folder` and its SHA-256: equal before and after means the folder is untouched."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
