@@ -207,7 +207,7 @@ def index_default_rows(
 ) -> list[AnnRow]:
     """The product index's own policy: its default tree count, over-fetched candidates, the search effort
     the build measures (`lookalike.vectors.ann_tuning`, counted in build_s), exact re-rank."""
-    from lookalike.products.build import DEFAULT_TREES
+    from lookalike.products.options import DEFAULT_TREES
     from lookalike.vectors.ann_tuning import tune_search_k
     from lookalike.vectors.neighbours import annoy_top_k
     from lookalike.vectors.stores.annoy_store import candidate_count

@@ -102,7 +102,8 @@ def score(index: Path, queries: list[CatalogItem]) -> dict[str, tuple[int, float
     """(n, top-1) of each query group, scored by `quality` as eval-products does (plain vector search)."""
     searcher = ProductSearcher.load(index)
     embedded = embed_catalog(queries, searcher.embedder, show_bar=False)
-    views = None if searcher.view is None else embed_again(embedded, searcher.view, show_bar=False)
+    view = searcher.part("head_view")
+    views = None if view is None else embed_again(embedded, view.embedder, show_bar=False)
     groups = {
         "clothing": lambda item: item.path.name.startswith("clothing_"),
         "grocery": lambda item: item.path.name.startswith("grocery_"),

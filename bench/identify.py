@@ -36,8 +36,10 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importab
 
 from lookalike.evaluation.identification import lfw_split  # noqa: E402
 from lookalike.faces import gallery_index  # noqa: E402
-from lookalike.faces.gallery_build import build_gallery, labelled_face, read_labelled  # noqa: E402
-from lookalike.faces.gallery_index import FORMAT, FaceGallery  # noqa: E402
+from lookalike.faces.gallery_build import build_gallery  # noqa: E402
+from lookalike.faces.gallery_index import FaceGallery  # noqa: E402
+from lookalike.faces.gallery_manifest import GalleryManifest  # noqa: E402
+from lookalike.faces.labelled import labelled_face, read_labelled  # noqa: E402
 from lookalike.faces.photo_faces import embed_photos  # noqa: E402
 from lookalike.faces.process_pool import EmbedJob, ParallelFacePipeline  # noqa: E402
 from lookalike.images.loading import load_image  # noqa: E402
@@ -74,10 +76,9 @@ def padded_gallery(gallery_csv: Path, model: str, faces: int, out: Path, seed: i
     out.mkdir(parents=True)
     store = create_store(parse_store("annoy"), out, cfg.dim, 32, out.name)
     entry = gallery_index.write_faces(out, rows, np.vstack([real, mixed]).astype(np.float32), store)
-    manifest = {"format": FORMAT, "model": model, "weights": None, "metric": cfg.metric, "dim": cfg.dim,
-                "faces": len(rows), "store": {**entry, "address": "annoy"},
-                "synthetic_faces": count, "note": "padded for the speed benchmark: not for accuracy"}
-    gallery_index.write_manifest(out, manifest)
+    GalleryManifest(model=model, metric=cfg.metric, dim=cfg.dim, faces=len(rows), store={**entry, "address": "annoy"},
+                    extra={"synthetic_faces": count, "note": "padded for the speed benchmark: not for accuracy"}
+                    ).write(out)
     print(f"{model}: gallery of {len(real)} LFW faces + {count} synthetic ones")
     return {row["person"] for row in rows[: len(real)]}
 
@@ -106,7 +107,7 @@ def time_identify(index: Path, probes: list[tuple[Path, str]], runs: int) -> Non
           f"the call costs, less swayed by other load); known probes named: {named}/{len(totals)}")
     for stage, values in stages.items():
         print(f"  {stage:12} p50 {statistics.median(values):7.2f} ms")
-    vector = np.ones(gallery.manifest["dim"], np.float32)
+    vector = np.ones(gallery.manifest.dim, np.float32)
     for exact in (False, True):
         gallery.matches(vector, exact=exact)
         times = []

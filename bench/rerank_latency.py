@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             index = Path(tmp) / "index"
             build_index(catalog, index, local_features=True, show_bar=False)
         searcher = ProductSearcher.load(index)
-        if searcher.local is None:
+        if searcher.part("local_features") is None:
             parser.error(f"{index} has no local features: build it with --local-features")
         sample = spread(queries, args.queries)
         rows = []
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             verified["p50 vs without"] = round(verified["p50_ms"] / plain["p50_ms"], 2)
             plain["p50 vs without"] = 1.0
             rows += [plain, verified]
-            if searcher.words is not None:
+            if searcher.part("words") is not None:
                 read = timed(searcher, sample, scope, True, True)
                 read["p50 vs without"] = round(read["p50_ms"] / plain["p50_ms"], 2)
                 rows.append(read)

@@ -16,7 +16,7 @@ from bench.ann import time_queries
 from bench.face_verify_latency import percentiles
 from bench.seed_bruteforce import seed_search, write_seed_db
 from lookalike.paths import data_dir
-from lookalike.products.index import read_head_views
+from lookalike.products.parts.head_view import read_head_views
 from lookalike.products.results import QueryCues
 from lookalike.vectors.neighbours import mean_recall, nearest
 
@@ -59,8 +59,8 @@ def seed_vs_index(index_dir: Path, tmp: Path, runs: int) -> list[dict]:
     queries = vectors[picks]
     _, truth = nearest(vectors, queries, 30)
     db = write_seed_db(vectors, tmp / "seed.sqlite")
-    views = read_head_views(searcher.index.folder) if searcher.view is not None else {}  # what its head reads
-    cues = {int(pick): QueryCues(view=views.get(int(ids[pick]))) for pick in picks}
+    views = read_head_views(searcher.index.folder) if searcher.part("head_view") else {}  # what its head reads
+    cues = {int(pick): QueryCues({"head_view": views[int(ids[pick])]} if views else {}) for pick in picks}
 
     def ours(scope: str) -> Callable[[int], list[int]]:
         return lambda pick: [h.id for h in searcher.search_vector(vectors[pick], 30, scope, cues[pick]).results]

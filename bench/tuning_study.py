@@ -1,4 +1,4 @@
-"""When and how long to tune the backbone at build time: the study behind `lookalike.products.tuning`.
+"""When and how long to tune the backbone at build time: the study behind `lookalike.products.tuning_policy`.
 
 One frozen pass over every shared product photo (and its mirror image), then each variant tunes the last
 stages on a catalog drawn from the half split's catalog half and is scored on the query half (1,767 photos,
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.images.loading import load_image
 from lookalike.paths import data_dir
-from lookalike.products.backbone_tuning import FrozenMaps, Tail, frozen_maps, tail_vectors, train_tail
+from lookalike.products.backbone_tuning import FrozenMaps, Tail, tail_vectors, train_tail
 from lookalike.products.catalog import CatalogItem, read_catalog
 from lookalike.products.heads import CategoryHead
 from lookalike.products.splits import split_items
-from lookalike.training.settings import TuneConfig
+from lookalike.products.tuning import frozen_catalog
+from lookalike.products.tuning_policy import TuneConfig
 from model_zoo.product_embedders import create_embedder
 from model_zoo.registry import DEFAULT_PRODUCT_MODEL
 
@@ -96,9 +96,9 @@ def main() -> None:
     embedder = create_embedder(DEFAULT_PRODUCT_MODEL, backend="torch")
     base = Tail(copy.deepcopy(embedder.model), args.blocks).eval()
     started = time.perf_counter()
-    frozen = frozen_maps(len(photos), lambda n: embedder.prepare(load_image(photos[n].path,
-                         draft=embedder.preprocess.draft)), base, embedder, "cpu")
-    assert not frozen.skipped, frozen.skipped
+    read = frozen_catalog(photos, embedder, base, "cpu")  # decoded as a build's tuning decodes them
+    assert not read.skipped, read.skipped
+    frozen = read.frozen
     report: dict = {"frozen_pass_seconds": round(time.perf_counter() - started, 1), "photos": len(photos)}
     print(report, flush=True)
     query_maps = subset(frozen, list(range(len(catalog), len(photos))))

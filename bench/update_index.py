@@ -33,8 +33,8 @@ from bench.build_throughput import subset  # noqa: E402
 from lookalike.evaluation.report import markdown_table  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
 from lookalike.products.build import build_index  # noqa: E402
-from lookalike.products.index import LOCAL_FEATURES  # noqa: E402
 from lookalike.products.local_features import FILES  # noqa: E402
+from lookalike.products.local_features import FOLDER as LOCAL_FEATURES  # noqa: E402
 
 
 def timed_update(catalog: Path, start: Path, out: Path, copy_features: bool) -> tuple[float, dict]:

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # product search
-    "search": "lookalike.products.search",
+    "search": "lookalike.products.one_call",
     "ProductSearcher": "lookalike.products.search",
     "SearchResult": "lookalike.products.results",
     "Hit": "lookalike.products.results",
@@ -33,9 +33,9 @@ _EXPORTS = {
     "NoFaceError": "lookalike.faces.pipeline",
     # face identification (1:N)
     "identify": "lookalike.faces.identify",
-    "IdentifyResult": "lookalike.faces.identify",
-    "IdentifiedFace": "lookalike.faces.identify",
-    "GalleryMatch": "lookalike.faces.identify",
+    "IdentifyResult": "lookalike.faces.gallery",
+    "IdentifiedFace": "lookalike.faces.gallery",
+    "GalleryMatch": "lookalike.faces.gallery",
     "FaceGallery": "lookalike.faces.gallery_index",
     "GalleryError": "lookalike.faces.gallery_index",
     "MemoryGallery": "lookalike.faces.memory_gallery",

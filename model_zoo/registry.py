@@ -71,14 +71,27 @@ class ProductCfg(ModelCfg):
     device: str | None = None  # "cpu" | "cuda"; None: a GPU when torch sees one
 
 
-@dataclass(frozen=True)
-class FaceCfg(ModelCfg):
-    dim: int = 0
-    metric: str = "euclidean"
+@dataclass(frozen=True, kw_only=True)
+class FaceReading:
+    """How a face model's distances are read and shown: its calibrated thresholds, the slider's range, the
+    sweep. None of it changes an embedding, so it is never part of what caches one (`FaceCfg.embedding_key`):
+    a field of this kind belongs here, not in `FaceCfg`'s own."""
+
     threshold: float | None = None  # "same person" at or below; measured per model on LFW, None if not
     # "this gallery person" at or below in a 1:N search: a stranger's nearest of many faces is closer than one
     # pair's, so it is stricter; chosen for 1% of strangers named on LFW's identification protocol (docs/faces.md)
     identify_threshold: float | None = None
+    distance_max: float = 2.0  # the slider's end
+    sweep: tuple[float, float, float] = (0.3, 1.6, 0.01)  # thresholds worth sweeping: start, stop, step
+
+
+@dataclass(frozen=True)
+class FaceCfg(ModelCfg, FaceReading):
+    """A face model: what it computes (its own fields and the weights) and how its distances are read
+    (`FaceReading`'s, given and read as flat keywords: `FaceCfg(dim=512, threshold=0.76).threshold`)."""
+
+    dim: int = 0
+    metric: str = "euclidean"
     input_size: int | None = None
     alignment: str = "box_crop"  # or "dlib_chip", "arcface_5point"
     padding: float = 0.25  # dlib chips
@@ -89,8 +102,12 @@ class FaceCfg(ModelCfg):
     std: tuple[float, float, float] = IMAGENET_STD
     alpha: float = 1.0  # embedding scale (the report's alpha = 10)
     product_model: str | None = None  # face features taken from a product embedder
-    distance_max: float = 2.0  # the slider's end
-    sweep: tuple[float, float, float] = (0.3, 1.6, 0.01)  # thresholds worth sweeping: start, stop, step
+
+    def embedding_key(self) -> dict[str, Any]:
+        """The fields that determine the model's embedding of a face: every field but the description and
+        `FaceReading`'s, so recalibrating a threshold or widening the slider keeps every cached embedding."""
+        shown = {f.name for f in dataclasses.fields(FaceReading)} | {"description"}
+        return {name: value for name, value in self.to_dict().items() if name not in shown}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from bench.cold_start import launched_app, wait_until_ready
 from lookalike.app import demo
 from lookalike.paths import REPO_ROOT
 from lookalike.products import index
+from lookalike.products.local_features import FOLDER as LOCAL_FEATURES
+from lookalike.products.parts.thumbnails import FOLDER as THUMBNAILS
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
@@ -87,11 +89,23 @@ def test_api_search_returns_the_cli_json(client, app_url: str, data_root: Path) 
     first = found["results"][0]
     assert not Path(first["photo"]).is_absolute() and first["photo"].startswith("milk/")  # relative to the catalog
     assert first["title"] and 0.0 <= first["similarity"] <= 1.0 and -1.0 <= first["cosine"] <= 1.0
+    # the same photo inlined as a data: URI is the same query as its upload: the same ranking and hits, for
+    # the request above and for another scope and top_k (what the URI decodes to, and the arguments passed)
+    as_file = {("category", 30): found, ("all", 5): client.predict(handle_file(str(query)), 5, "all",
+                                                                    api_name="/search")}
     with httpx.Client(timeout=120) as http:
-        inline = _call(http, app_url, "search", [_data_uri(query), 5, "all"])
-    assert [hit["photo"] for hit in inline["results"]] == [hit["photo"] for hit in found["results"][:5]] or (
-        inline["scope"] == "all" and len(inline["results"]) == 5
-    )
+        inline = {(scope, top_k): _call(http, app_url, "search", [_data_uri(query), top_k, scope])
+                  for scope, top_k in as_file}
+
+    def answer(result: dict) -> tuple:
+        return (result["scope"], [category["label"] for category in result["categories"]],
+                [(hit["rank"], hit["photo"]) for hit in result["results"]])
+
+    for (scope, top_k), expected in as_file.items():
+        assert answer(inline[scope, top_k]) == answer(expected), (scope, top_k)
+        assert answer(expected)[0] == scope and len(expected["results"]) == top_k
+        assert [hit["similarity"] for hit in inline[scope, top_k]["results"]] == pytest.approx(
+            [hit["similarity"] for hit in expected["results"]], abs=1e-5)
 
 
 def test_api_verify_returns_the_cli_json(client, data_root: Path) -> None:
@@ -147,8 +161,8 @@ def _index_files(work: Path) -> dict[str, Path]:
     """One file of each kind in the demo's index folder (under the app's cache)."""
     (folder,) = (work / "cache" / "demo-index").glob("[!.]*")
     kinds = {"vectors": "annoy/*.ann", "catalog": index.CATALOG, "head": index.HEAD, "backbone": index.TUNED_BACKBONE,
-             "keypoints": f"{index.LOCAL_FEATURES}/*.npy",
-             "manifest": index.MANIFEST, "thumbnail": f"{index.THUMBNAILS}/*.jpg"}
+             "keypoints": f"{LOCAL_FEATURES}/*.npy",
+             "manifest": index.MANIFEST, "thumbnail": f"{THUMBNAILS}/*.jpg"}
     return {kind: next(folder.glob(pattern)) for kind, pattern in kinds.items()}
 
 

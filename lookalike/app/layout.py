@@ -13,7 +13,8 @@ from lookalike.app.people import SESSION_TTL_S, gallery_name, gallery_threshold,
 from lookalike.app.products import index_status, make_explain, make_search, product_examples
 from lookalike.app.services import Services
 from lookalike.app.uploads import UPLOAD_SOURCES, UPLOAD_TTL_S
-from lookalike.products.search import DEFAULT_RERANK, DEFAULT_SCOPE, SCOPES
+from lookalike.products.parts.keypoints import DEFAULT_RERANK
+from lookalike.products.search import DEFAULT_SCOPE, SCOPES
 from model_zoo import DEFAULT_FACE_MODEL, get_face_cfg
 
 #: The face tab's example pair, shipped in the package (made by assets/make_examples.py).

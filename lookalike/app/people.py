@@ -20,7 +20,7 @@ from PIL import Image
 
 from lookalike.app.services import Services
 from lookalike.app.uploads import read_upload, toast_errors
-from lookalike.faces.identify import Gallery, IdentifyResult, open_set_threshold
+from lookalike.faces.gallery import Gallery, IdentifyResult, open_set_threshold
 from lookalike.faces.memory_gallery import MemoryGallery
 from lookalike.images.loading import load_image
 from lookalike.presentation import draw_named_boxes

@@ -34,7 +34,7 @@ def make_search(services: Services) -> tuple[Callable, Callable]:
         """Search the catalog for the items most like the query photo (optionally cropped)."""
         photo = read_upload(query, "the query photo")
         with services.products.lease() as searcher:
-            query_state = searcher.embed_query(photo, bool(verify_hits) and searcher.local is not None)
+            query_state = searcher.embed_query(photo, bool(verify_hits) and searcher.part("local_features") is not None)
             return _results(searcher.search_vector(query_state[0], int(top_k), scope, query_state[1]), query_state)
 
     @toast_errors(SEARCH_OUTPUTS)
@@ -73,7 +73,7 @@ def make_explain(services: Services) -> Callable:
         photo = read_upload(query, "the query photo")
         vector, cues = query_state
         with services.products.lease() as searcher:
-            explanation = searcher.explain(photo, int(hit["id"]), cues.words, vector)
+            explanation = searcher.explain(photo, int(hit["id"]), cues, vector)
             picture = explanation.picture(photo, searcher.catalog_photo(int(hit["id"])))
         return text + match_note(explanation.inliers, explanation.shared_words), gr.Image(picture, visible=True)
 

@@ -45,7 +45,7 @@ def serve(args: argparse.Namespace) -> None:
     """Load the models and the index, then serve the page until stopped."""
     from lookalike.app.layout import build_demo
     from lookalike.app.services import load_services, product_index_dir
-    from lookalike.products.index import thumbnails_dir
+    from lookalike.products.parts.thumbnails import FOLDER as THUMBNAILS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     services = load_services(args.index, args.catalog, args.faces_index)
@@ -58,7 +58,7 @@ def serve(args: argparse.Namespace) -> None:
         share=args.share,
         auth=auth,
         max_file_size=args.max_file_size,
-        allowed_paths=[str(thumbnails_dir(served))],  # the gallery's thumbnails; nothing else of the index
+        allowed_paths=[str(served / THUMBNAILS)],  # the gallery's thumbnails; nothing else of the index
         show_error=True,
     )
 

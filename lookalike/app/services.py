@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.app import demo
-from lookalike.faces import gallery_index
+from lookalike.faces.gallery_manifest import MANIFEST, GalleryManifest
 from lookalike.faces.live import LiveGallery
 from lookalike.faces.verify import FaceVerifier
 from lookalike.instances import Instances
@@ -112,7 +112,7 @@ class ProductIndex:
         if self.building or not self.ready:
             return False
         with self.live.searcher() as searcher:
-            return searcher.local is not None
+            return searcher.part("local_features") is not None
 
     def example_paths(self, count: int) -> list[str]:
         """Example queries: the demo's held-out photos, else one catalog photo of each first category."""
@@ -171,7 +171,7 @@ def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path
     face_gallery = None
     if faces_index is not None:
         # which model it needs (the helpers to embed with), read from its manifest: a bad gallery stops the start
-        model = gallery_index.read_manifest(index_folder.locate(faces_index, gallery_index.MANIFEST))["model"]
+        model = GalleryManifest.read(index_folder.locate(faces_index, MANIFEST)).model
         face_gallery = LiveGallery(faces_index, pipeline=verifiers.get(model).pipeline)
     face_loaded = time.perf_counter()
     products = _product_index(index_dir, catalog)

@@ -11,9 +11,10 @@ from pathlib import Path
 from lookalike.cli.common import UserError, print_result
 from lookalike.images.loading import ImageError, load_image
 from lookalike.presentation import words_read
-from lookalike.products.build import DEFAULT_HEAD_MODEL, DEFAULT_TREES, ENGINES, BuildOptions
 from lookalike.products.catalog import attach_metadata, from_manifest, read_catalog
 from lookalike.products.heads import NeighbourVote
+from lookalike.products.options import DEFAULT_TREES, ENGINES, BuildOptions
+from lookalike.products.parts.head_view import DEFAULT_HEAD_MODEL
 from lookalike.products.search import DEFAULT_SCOPE, SCOPES, ProductSearcher
 from lookalike.products.splits import split_items, write_manifest
 from lookalike.products.tuning import MIN_PHOTOS_PER_CATEGORY, TUNING_MODES
@@ -75,7 +76,7 @@ def run_build(args: argparse.Namespace) -> int:
         f"indexed {report['items']} photos in {len(report['counts'])} categories into {args.out} "
         f"({report['build_seconds']} s, {report['images_per_second']} img/s, {report['cache_hits']} cached)",
         f"category head held-out accuracy: {'n/a' if accuracy is None else f'{accuracy:.3f}'}"
-        + (f" (reading {report['head']['view']['name']} too)" if "view" in report["head"] else ""),
+        + (f" (reading {report['head_view']['name']} too)" if "head_view" in report else ""),
         f"vectors in the {store['kind']} store"
         + (f" at {store['uri']}, collection {store['collection']}" if store["uri"] else ""),
         *([f"update: kept {update['kept']}, added {update['added']}, removed {update['removed']}"] if update else []),

@@ -61,8 +61,8 @@ def run_train_head(args: argparse.Namespace) -> int:
 def run_tune_backbone(args: argparse.Namespace, data: Path) -> int:
     import torch
 
-    from lookalike.products.backbone_tuning import tune_backbone
     from lookalike.products.catalog import read_catalog
+    from lookalike.products.tuning import tune_backbone
     from lookalike.training.features import resolve_backbone
     from model_zoo.product_embedders import create_embedder
     from model_zoo.registry import DEFAULT_PRODUCT_MODEL
@@ -80,8 +80,9 @@ def run_tune_backbone(args: argparse.Namespace, data: Path) -> int:
     manifest = f" --manifest {args.manifest}" if args.manifest else ""
     text = (
         f"{result['photos']} photos, {result['products']} products with 2+ photos, {result['categories']} "
-        f"categories; loss {result['epochs'][0]['loss']} -> {result['epochs'][-1]['loss']} in "
-        f"{result['seconds']:.0f} s on {device}\ncheckpoint: {result['checkpoint']} (lookalike build {data}"
+        f"categories ({len(result['skipped'])} unreadable files skipped); loss {result['epochs'][0]['loss']} -> "
+        f"{result['epochs'][-1]['loss']} in {result['seconds']:.0f} s on {device}\n"
+        f"checkpoint: {result['checkpoint']} (lookalike build {data}"
         f"{manifest} --model {name} --weights {result['checkpoint']} --out INDEX)"
     )
     print_result(result, args.json, text)

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from lookalike.evaluation.face_pairs import IMAGE_SUFFIXES
-from lookalike.faces.gallery_build import LabelledPhoto, labelled_face, read_labelled
 from lookalike.faces.gallery_index import FaceGallery
+from lookalike.faces.labelled import LabelledPhoto, labelled_face, read_labelled
 from lookalike.faces.photo_faces import embed_photos
 
 FARS = (1e-2, 1e-3)
@@ -187,7 +187,7 @@ def evaluate_identification(
     return {
         "model": gallery.model,
         "metric": gallery.metric,
-        "search": gallery.manifest["store"]["address"],
+        "search": gallery.manifest.store["address"],
         "gallery_faces": len(gallery),
         "gallery_people": len(gallery.people),
         "probes_known": int(searched.known.sum()),

@@ -51,11 +51,9 @@ def quality(
     product_ids = {row["product_id"] for row in searcher.index.rows if row["product_id"]}
     top1, p10, ap30, recall, product_ranks = [], [], [], [], []
     for i, (item, vector) in enumerate(zip(items, vectors, strict=True)):
-        view = None if views is None else views[i]
+        cues = QueryCues() if views is None else QueryCues(head_view=views[i])
         if rerank or read_text:  # cues from the photo
-            cues = searcher.query_cues(load_image(item.path), vector, rerank, read_text, view)
-        else:
-            cues = QueryCues(view=view)
+            cues = searcher.query_cues(load_image(item.path), vector, rerank, read_text, cues)
         result = searcher.search_vector(vector, max(top_k, RECALL_K), scope, cues)
         hits, predicted = result.results[:top_k], result.categories[0][0]
         relevant = [hit.category == item.category for hit in hits]
@@ -128,12 +126,13 @@ def evaluate(
     rerank: bool | None = None,
     read_text: bool | None = None,
 ) -> dict:
-    rerank = searcher.wants_rerank(rerank)  # as search decides; an index without local features fails here
-    read_text = searcher.wants_text(read_text)
+    rerank = searcher.wants("rerank", rerank)  # as search decides; an index without local features fails here
+    read_text = searcher.wants("read_text", read_text)
     embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
-    views = None if searcher.view is None else embed_again(embedded, searcher.view, show_bar)
+    view = searcher.part("head_view")
+    views = None if view is None else embed_again(embedded, view.embedder, show_bar)
     return {
         "model": searcher.model,
         "scope": scope,

@@ -23,8 +23,6 @@ from lookalike.images.loading import load_image
 from model_zoo.face_embedders import Weights, get_face_cfg
 
 BATCH = 32  # images handed to the pipeline at once; also how often the cache is written
-# cfg fields that change how a distance is read, not the embedding itself
-_NOT_EMBEDDING = {"threshold", "sweep", "distance_max", "description"}
 
 
 @dataclass
@@ -36,10 +34,11 @@ class EmbeddedFiles:
 
 
 def face_cache(model: str, weights: Weights = None, namespace: str = "face_embeddings") -> EmbeddingCache:
-    """The cache of `model` (with `weights`) under the current pipeline version; `namespace` keeps another
-    record of the same photos apart (`photo_faces`: every face of a photo, not only the centred one)."""
+    """The cache of `model` (with `weights`) under the current pipeline version, keyed by what makes the
+    embedding (`FaceCfg.embedding_key`: not its thresholds); `namespace` keeps another record of the same
+    photos apart (`photo_faces`: every face of a photo, not only the centred one)."""
     cfg = get_face_cfg(model)
-    key: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_EMBEDDING}
+    key: dict[str, Any] = cfg.embedding_key()
     key.update(name=model, pipeline=PIPELINE_VERSION)
     if weights is not None:
         stat = Path(weights).stat()

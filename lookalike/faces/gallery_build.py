@@ -1,11 +1,11 @@
-"""Build a face gallery index from named photos: read them, embed every face (cached by content), label one
-face per photo, write the vectors through the shared stores, swap the folder in atomically.
+"""Build a face gallery index from named photos: read them (`labelled`), embed every face (cached by content),
+label one face per photo, and write the rows, the vectors and the manifest through the shared index writer
+(`lookalike.vectors.index_writer`: one writer at a time, built beside, swapped in atomically).
 
-Which face of a photo is the person's: the one nearest its centre, as photos named after someone are framed
-on them (LFW's crops often hold a larger bystander), or, when a manifest row gives a box, the face that box
-overlaps most. A manifest may list one photo several times with different people and boxes: every face it
-names is then one entry. The photo's other faces are counted in the report but not indexed: a face without
-a name cannot be an answer, and labelling a bystander with the photo's person would name strangers.
+Which face of a photo is the person's: `labelled.labelled_face`. A manifest may list one photo several times
+with different people and boxes: every face it names is then one entry. The photo's other faces are counted
+in the report but not indexed: a face without a name cannot be an answer, and labelling a bystander with the
+photo's person would name strangers.
 A photo without a usable face (none found, none at its box, or unreadable) is listed in the report, as is
 every person left without any face, never dropped silently.
 
@@ -15,7 +15,6 @@ without detecting again, embeds new or changed photos, and leaves removed ones o
 
 from __future__ import annotations
 
-import csv
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -25,85 +24,29 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.faces import gallery_index
-from lookalike.faces.gallery_index import FORMAT, FaceGallery
-from lookalike.faces.photo_faces import Box, PhotoFaces, embed_photos
+from lookalike.faces.gallery_index import FaceGallery
+from lookalike.faces.gallery_manifest import GalleryManifest
+from lookalike.faces.labelled import LabelledPhoto, labelled_face, read_labelled
+from lookalike.faces.photo_faces import Box, EmbeddedPhotos, PhotoFaces, embed_photos
 from lookalike.images.cache import file_sha256
-from lookalike.vectors import index_folder
-from lookalike.vectors.stores import DEFAULT_STORE, create_store, discard_replaced, parse_store
+from lookalike.vectors.index_writer import IndexWriter
+from lookalike.vectors.stores import DEFAULT_STORE, VectorStore, parse_store
 from model_zoo.face_embedders import DEFAULT_FACE_MODEL, Weights, get_face_cfg
 
 __all__ = ["LabelledPhoto", "build_gallery", "labelled_face", "read_labelled"]
 
 #: Annoy trees (the search effort is measured at build time, as for the product index).
 DEFAULT_TREES = 32
-BOX_COLUMNS = ("x1", "y1", "x2", "y2")
-NO_FACE = "no face found"
+FACE_CHOICE = "the manifest's box, else the face nearest the photo's centre"
 
 Key = tuple[str, str, str, Box | None]  # (path, sha256, person, box): what makes a photo's label unchanged
-
-
-@dataclass(frozen=True)
-class LabelledPhoto:
-    path: Path
-    person: str
-    box: Box | None = None  # the labelled face's box, from a manifest; None: the face nearest the centre
-
-
-def read_labelled(source: str | Path) -> list[LabelledPhoto]:
-    """Photos named after people: a folder of `<person>/<photo>` files (every non-hidden file, so stray
-    non-images get reported) or a CSV manifest `path,person[,x1,y1,x2,y2]` (relative paths beside the CSV).
-
-    Raises:
-        FileNotFoundError: `source` does not exist.
-        ValueError: no photo in it, or a malformed manifest row.
-    """
-    source = Path(source)
-    if source.is_dir():
-        photos = [
-            LabelledPhoto(path.resolve(), folder.name)
-            for folder in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
-            for path in sorted(folder.iterdir())
-            if path.is_file() and not path.name.startswith(".")
-        ]
-    elif source.is_file():
-        photos = _from_manifest(source)
-    else:
-        raise FileNotFoundError(f"gallery not found: {source} (a folder of <person>/<photo> or a CSV manifest)")
-    if not photos:
-        raise ValueError(f"no photos in {source}: expected <person>/<photo> sub-folders or path,person rows")
-    return photos
-
-
-def _from_manifest(csv_path: Path) -> list[LabelledPhoto]:
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not {"path", "person"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{csv_path}: a manifest needs the columns path,person (found {reader.fieldnames})")
-        rows = list(reader)
-    photos = []
-    for line, row in enumerate(rows, start=2):
-        path, person = (row.get("path") or "").strip(), (row.get("person") or "").strip()
-        if not path or not person:
-            raise ValueError(f"{csv_path}:{line}: every row needs a path and a person")
-        box = None
-        if any((row.get(c) or "").strip() for c in BOX_COLUMNS):
-            try:
-                x1, y1, x2, y2 = (float(row[c]) for c in BOX_COLUMNS)
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{csv_path}:{line}: a box needs four numbers x1,y1,x2,y2") from None
-            if x2 <= x1 or y2 <= y1:
-                raise ValueError(f"{csv_path}:{line}: the box must have x2 > x1 and y2 > y1")
-            box = (x1, y1, x2, y2)
-        full = Path(path) if Path(path).is_absolute() else csv_path.parent / path
-        photos.append(LabelledPhoto(full.resolve(), person, box))
-    return photos
 
 
 @dataclass
 class Previous:
     """The index an update starts from: its faces and its photos without one, by unchanged label."""
 
-    manifest: dict
+    manifest: GalleryManifest
     rows: dict[Key, dict]
     vectors: dict[int, np.ndarray]  # id -> raw vector
     without_face: dict[Key, dict]
@@ -119,22 +62,12 @@ class Previous:
         vectors = {int(i): unit * norms[int(i)] for i, unit in zip(ids, units, strict=True)}
         rows = {_key(row["path"], row["sha256"], row["person"], row["given_box"]): row for row in gallery.rows}
         without = {_key(r["path"], r["sha256"], r["person"], r["given_box"]): r
-                   for r in gallery.manifest["photos_without_face"] if r.get("sha256")}
+                   for r in gallery.manifest.photos_without_face if r.get("sha256")}
         return cls(gallery.manifest, rows, vectors, without)
 
 
 def _key(path: str | Path, digest: str, person: str, box: Box | list[float] | None) -> Key:
     return str(path), digest, person, None if box is None else tuple(float(v) for v in box)
-
-
-def labelled_face(photo: PhotoFaces, box: Box | None) -> tuple[int | None, str]:
-    """The face that carries a photo's label (see the module's docstring), or None and why there is none."""
-    if not photo.faces:
-        return None, NO_FACE
-    if box is None:
-        return photo.centre, ""
-    index = photo.face_at(box)
-    return index, "" if index is not None else f"no face at the given box ({len(photo.faces)} found elsewhere)"
 
 
 def _row(item: LabelledPhoto, digest: str, photo: PhotoFaces, index: int) -> dict:
@@ -230,11 +163,14 @@ def build_gallery(
         quiet: no progress lines on stderr.
 
     Returns:
-        The manifest written: faces and people indexed, the photos without a usable face and why, the
-        people left without any face, unreadable files, photos with several faces, build time and rate,
-        the store, and for an update how many faces were kept, added and removed.
+        The manifest written (`GalleryManifest.to_dict()`, as manifest.json holds it): faces and people
+        indexed, the photos without a usable face and why, the people left without any face, unreadable
+        files, photos with several faces, build time and rate, the store, and for an update how many faces
+        were kept, added and removed.
 
     Raises:
+        IndexLockedError: another build or update of `out` is running (the message names its pid).
+        IndexWriteError: the disk refused the new gallery (full, read-only); the one at `out` is unchanged.
         FileNotFoundError: `gallery` does not exist, or `update` without an index at `out`.
         ValueError: no usable face in any photo, a malformed manifest, an unknown store, or an update asked
             to change the model.
@@ -248,18 +184,18 @@ def build_gallery(
         >>> lookalike.build_gallery("people/", "face_index", update=True)["update"]
         {'kept': 1457, 'added': 2, 'removed': 1}
     """
-    with index_folder.write_lock(Path(out)):  # from reading the previous gallery to the swap
+    out = Path(out)
+    with IndexWriter(out, what="gallery") as writer:  # from reading the previous gallery to the swap
         started = time.perf_counter()
-        out = Path(out)
         photos = read_labelled(gallery)
         previous = Previous.read(out) if update else None
         if previous:
-            if model not in (None, previous.manifest["model"]):
-                raise ValueError(f"the gallery at {out} uses {previous.manifest['model']}: rebuild it without --update "
+            if model not in (None, previous.manifest.model):
+                raise ValueError(f"the gallery at {out} uses {previous.manifest.model}: rebuild it without --update "
                                  f"to change the model")
-            model, weights = previous.manifest["model"], previous.manifest.get("weights")
+            model, weights = previous.manifest.model, previous.manifest.weights
         model = model or DEFAULT_FACE_MODEL
-        address = store or (previous.manifest["store"]["address"] if previous else DEFAULT_STORE)
+        address = store or (previous.manifest.store["address"] if previous else DEFAULT_STORE)
         spec = parse_store(address)
         cfg = get_face_cfg(model)
 
@@ -278,54 +214,40 @@ def build_gallery(
         if not rows:
             raise ValueError(f"no usable face in any photo of {gallery}: {len(without_face)} without a face, "
                              f"{len(unreadable)} unreadable")
-
-        people = Counter(row["person"] for row in rows)
-        labelled = Counter(row["path"] for row in rows)  # a manifest may name several faces of one photo
-        faces_in = {row["path"]: row["faces_in_photo"] for row in rows}
-        manifest = {
-            "format": FORMAT,
-            "model": model,
-            "weights": None if weights is None else str(Path(weights).resolve()),
-            "metric": cfg.metric,
-            "dim": cfg.dim,
-            "threshold_at_build": cfg.threshold,
-            "gallery": str(gallery),
-            "face_choice": "the manifest's box, else the face nearest the photo's centre",
-            "photos": len(photos),
-            "people": len(people),
-            "people_without_face": sorted({item.person for item in photos} - set(people)),
-            "photos_without_face": without_face,
-            "unreadable": unreadable,
-            "photos_with_several_faces": sum(count > 1 for count in faces_in.values()),
-            "faces_not_labelled": sum(count - labelled[path] for path, count in faces_in.items()),
-            "photos_embedded": embedded.embedded,
-            "embed_photos_per_second": round(embedded.embedded / embedded.seconds, 2) if embedded.embedded else None,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+        report = _report(photos, rows, without_face, unreadable, embedded)
         if previous:
-            manifest["update"] = {"kept": kept_faces, "added": len(rows) - kept_faces,
-                                  "removed": len(previous.rows) - kept_faces}
-        replaced = previous.manifest if previous else _current_manifest(out)
-        with index_folder.new_build(out) as building:
-            new_store = create_store(spec, building, cfg.dim, trees or DEFAULT_TREES, out.name)
-            try:
-                entry = gallery_index.write_faces(building, rows, np.stack(vectors), new_store)
-                manifest.update(faces=len(rows), store={**entry, "address": address},
-                                build_seconds=round(time.perf_counter() - started, 2))
-                gallery_index.write_manifest(building, manifest)
-                index_folder.swap_in(building, out)
-            except BaseException:
-                new_store.close()
-                new_store.discard()  # a collection outside the folder (the folder itself goes with new_build)
-                raise
-        if replaced:
-            discard_replaced(out, replaced.get("store"), "gallery")
-        return manifest
+            report["update"] = {"kept": kept_faces, "added": len(rows) - kept_faces,
+                                "removed": len(previous.rows) - kept_faces}
+
+        def fill(folder: Path, new_store: VectorStore) -> GalleryManifest:
+            entry = gallery_index.write_faces(folder, rows, np.stack(vectors), new_store)
+            return GalleryManifest(
+                model=model, weights=None if weights is None else str(Path(weights).resolve()), metric=cfg.metric,
+                dim=cfg.dim, threshold_at_build=cfg.threshold, gallery=str(gallery), face_choice=FACE_CHOICE,
+                **report, faces=len(rows), store={**entry, "address": address},
+                build_seconds=round(time.perf_counter() - started, 2),
+            )
+
+        return writer.write(spec, cfg.dim, trees or DEFAULT_TREES, fill).to_dict()
 
 
-def _current_manifest(out: Path) -> dict | None:
-    """The manifest of the gallery a build will replace, if there is a readable one."""
-    try:
-        return gallery_index.read_manifest(index_folder.locate(out, gallery_index.MANIFEST))
-    except (FileNotFoundError, ValueError):
-        return None
+def _report(
+    photos: list[LabelledPhoto], rows: list[dict], without_face: list[dict], unreadable: list[dict],
+    embedded: EmbeddedPhotos,
+) -> dict:
+    """The build report's fields of the manifest: who and what could not be indexed, and the embedding rate."""
+    people = Counter(row["person"] for row in rows)
+    labelled = Counter(row["path"] for row in rows)  # a manifest may name several faces of one photo
+    faces_in = {row["path"]: row["faces_in_photo"] for row in rows}
+    return {
+        "photos": len(photos),
+        "people": len(people),
+        "people_without_face": sorted({item.person for item in photos} - set(people)),
+        "photos_without_face": without_face,
+        "unreadable": unreadable,
+        "photos_with_several_faces": sum(count > 1 for count in faces_in.values()),
+        "faces_not_labelled": sum(count - labelled[path] for path, count in faces_in.items()),
+        "photos_embedded": embedded.embedded,
+        "embed_photos_per_second": round(embedded.embedded / embedded.seconds, 2) if embedded.embedded else None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

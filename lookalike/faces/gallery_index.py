@@ -1,13 +1,13 @@
 """A face gallery index on disk: its format, how it is written, and `FaceGallery`, which loads and searches it.
 
     FACE_INDEX/
-      manifest.json    format, face model (name, weights, metric, dim), the vector store's entry and the build
-                       report (photos without a face, people without one, ...); written last
+      manifest.json    `GalleryManifest` (`gallery_manifest`): format, face model (name, weights, metric, dim),
+                       the vector store's entry and the build report (photos without a face, ...); written last
       faces.json       one row per indexed face: id, person, photo path and sha256, box, raw vector norm, ...
       annoy/ | milvus/ the vector store (`lookalike.vectors.stores`, as the product index): unit vectors by id
 
 Every face goes in under one store category, so Annoy builds one forest and Milvus searches unfiltered.
-The folder is built beside the old one and swapped in (`lookalike.vectors.index_folder`), so a reader
+The folder is built beside the old one and swapped in (`lookalike.vectors.index_writer`), so a reader
 never sees half an index.
 """
 
@@ -18,35 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.faces.identify import Gallery, GalleryFace, open_set_threshold
+from lookalike.faces.gallery import Gallery, GalleryFace, open_set_threshold
+from lookalike.faces.gallery_manifest import FORMAT, MANIFEST, GalleryError, GalleryManifest
 from lookalike.faces.process_pool import ParallelFacePipeline
 from lookalike.vectors import index_folder
 from lookalike.vectors.neighbours import nearest
 from lookalike.vectors.stores import StoreError, VectorStore, open_store
 
-__all__ = ["FORMAT", "MANIFEST", "FaceGallery", "GalleryError", "read_manifest", "write_faces", "write_manifest"]
+__all__ = ["FORMAT", "MANIFEST", "FaceGallery", "GalleryError", "GalleryManifest", "write_faces"]
 
-FORMAT = "lookalike-face-gallery/1"
-MANIFEST = "manifest.json"
 ROWS = "faces.json"
 CATEGORY = "face"
-
-
-class GalleryError(ValueError):
-    """A folder that is not a readable face gallery index; the message says what is wrong."""
-
-
-def read_manifest(folder: Path) -> dict:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise GalleryError(f"{folder} holds no {MANIFEST}: not a face gallery (build one with build-faces)") from None
-    except json.JSONDecodeError as exc:
-        raise GalleryError(f"face gallery at {folder}: {MANIFEST} is not JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise GalleryError(f"{folder} is not a face gallery of format {FORMAT} (found {found!r}): rebuild it")
-    return manifest
 
 
 def read_rows(folder: Path) -> list[dict]:
@@ -59,7 +41,7 @@ def read_rows(folder: Path) -> list[dict]:
 def write_faces(folder: Path, rows: list[dict], vectors: np.ndarray, store: VectorStore) -> dict:
     """Write `rows` (each with its "id") and their raw `vectors` into `folder` and the new `store`, which is
     closed afterwards; returns the store's manifest entry. The caller writes the manifest last
-    (`write_manifest`) and, on failure, discards the store (a collection outside the folder)."""
+    (`lookalike.vectors.index_writer.IndexWriter` does, and discards the store on failure)."""
     vectors = np.asarray(vectors, np.float32)
     norms = np.linalg.norm(vectors, axis=1)
     if len(rows) != len(vectors) or np.any(norms == 0):
@@ -73,11 +55,6 @@ def write_faces(folder: Path, rows: list[dict], vectors: np.ndarray, store: Vect
     return entry
 
 
-def write_manifest(folder: Path, manifest: dict) -> None:
-    """Written last: a folder with a manifest is a finished gallery."""
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
 class FaceGallery(Gallery):
     """A gallery index loaded for search: its rows in memory, its vectors in the store it was built with.
 
@@ -88,11 +65,11 @@ class FaceGallery(Gallery):
     """
 
     def __init__(
-        self, folder: Path, manifest: dict, rows: list[dict], store: VectorStore,
+        self, folder: Path, manifest: GalleryManifest, rows: list[dict], store: VectorStore,
         pipeline: ParallelFacePipeline | None = None,
     ) -> None:
-        model = manifest["model"]
-        super().__init__(model, manifest["metric"], open_set_threshold(model), manifest.get("weights"), pipeline)
+        model = manifest.model
+        super().__init__(model, manifest.metric, open_set_threshold(model), manifest.weights, pipeline)
         self.folder, self.manifest, self.rows, self.store = folder, manifest, rows, store
         self._faces = {
             row["id"]: GalleryFace(row["person"], row["path"], tuple(row["box"]), row["norm"]) for row in rows
@@ -112,11 +89,11 @@ class FaceGallery(Gallery):
             folder = index_folder.locate(Path(index_dir), MANIFEST)
         except FileNotFoundError:
             raise FileNotFoundError(f"no face gallery at {index_dir} (build one: lookalike build-faces)") from None
-        manifest = read_manifest(folder)
+        manifest = GalleryManifest.read(folder)
         rows = read_rows(folder)
         try:
-            store = open_store(folder, manifest["store"])
-        except (StoreError, KeyError) as exc:
+            store = open_store(folder, manifest.store)
+        except StoreError as exc:
             raise GalleryError(f"face gallery at {folder}: its vectors cannot be opened ({exc})") from None
         if store.count() != len(rows):
             store.close()

@@ -6,7 +6,7 @@ without a restart, by the same mechanism as the product index (`lookalike.vector
         gallery.identify("party.jpg")
     live.problem                                 # None, or why the gallery is not (or no longer) served
 
-The face model is not reloaded: galleries of one model share its pipeline (`identify.Gallery.pipeline`).
+The face model is not reloaded: galleries of one model share its pipeline (`gallery.Gallery.pipeline`).
 """
 
 from __future__ import annotations

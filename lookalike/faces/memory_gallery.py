@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from lookalike.faces.identify import Gallery, GalleryFace, open_set_threshold
+from lookalike.faces.gallery import Gallery, GalleryFace, open_set_threshold
 from lookalike.faces.process_pool import EmbedJob, ParallelFacePipeline
 from lookalike.images.loading import ImageSource, load_image
 from lookalike.vectors.neighbours import nearest

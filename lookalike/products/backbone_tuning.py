@@ -1,4 +1,6 @@
-"""`train-embedding --tune-blocks N`: fine-tune the last stages of a product backbone on a catalog.
+"""Backbone tuning's mechanism: the frozen stages' maps, the trained tail, its training loop, its vectors and
+the tuned weights. Run on a catalog by `lookalike.products.tuning.tune_catalog` (the build, and
+`train-embedding --tune-blocks N`); when to tune and with what settings is `lookalike.products.tuning_policy`.
 
 The index's vector is the backbone's own pooled feature, so tuning the backbone (rather than adding a head)
 changes what search compares without a new model type: the result is a checkpoint in timm's layout that
@@ -22,8 +24,6 @@ tunes never runs the frozen stages twice. A GPU (`device="cuda"`) runs the same 
 
 from __future__ import annotations
 
-import copy
-import json
 import sys
 import time
 from collections import Counter, deque
@@ -36,10 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lookalike.images.loading import ImageError, load_image
+from lookalike.images.loading import ImageError
 from lookalike.paths import cache_dir
-from lookalike.products.catalog import CatalogItem
-from lookalike.products.tuning import TuneConfig, tunable
+from lookalike.products.tuning_policy import TuneConfig, tunable
 from model_zoo.onnx_runtime import OnnxSession, onnx_twin
 from model_zoo.product_embedders import ProductEmbedder
 from model_zoo.weights import fingerprint
@@ -260,38 +259,3 @@ def save_backbone(state: dict[str, torch.Tensor], model: str, config: TuneConfig
     torch.save({"state_dict": state, "model": model, "config": asdict(config)}, partial)
     partial.replace(path)
 
-
-def tune_backbone(
-    items: list[CatalogItem], embedder: ProductEmbedder, out_dir: Path, config: TuneConfig, device: str = "cpu"
-) -> dict:
-    """Tune a copy of `embedder`'s backbone on `items` (category, and product_id where 2+ photos share one);
-    saves `out_dir/backbone.pt` and returns the training log (also in `out_dir/tuning_result.json`)."""
-    start = time.perf_counter()
-    tail = Tail(copy.deepcopy(embedder.model), config.blocks).to(device).eval()
-    frozen = frozen_maps(
-        len(items), lambda n: embedder.prepare(load_image(items[n].path, draft=embedder.preprocess.draft)),
-        tail, embedder, device,
-    )
-    skipped = [f"{items[number].path}: {reason}" for number, reason in frozen.skipped]
-    items = [items[number] for number in frozen.kept]
-    front_seconds = time.perf_counter() - start
-    print(f"frozen stages: {len(items)} photos in {front_seconds:.0f} s ({len(skipped)} unreadable, skipped)",
-          file=sys.stderr, flush=True)
-    log = train_tail(tail, frozen.maps, [item.category for item in items], [item.product_id for item in items],
-                     config, device)
-    checkpoint = out_dir / "backbone.pt"
-    save_backbone(tuned_state(tail), embedder.name, config, checkpoint)
-    result = {
-        "model": embedder.name,
-        "config": asdict(config),
-        "photos": len(items),
-        "products": log["products"],
-        "categories": log["categories"],
-        "skipped": skipped,
-        "frozen_pass_seconds": round(front_seconds, 1),
-        "epochs": log["epochs"],
-        "checkpoint": str(checkpoint),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    (out_dir / "tuning_result.json").write_text(json.dumps(result, indent=2))
-    return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -136,12 +137,12 @@ def preloaded() -> None:
         _preloading.join()
 
 
-def head_input(vectors: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
-    """What the head reads: the vectors, or each vector joined to its second view at equal weight (both
-    unit length, so the joined vector over sqrt(2) is unit length too)."""
-    if views is None:
+def head_input(vectors: np.ndarray, views: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """What the head reads: the vectors, or each vector joined to its other views at equal weight (all unit
+    length, so the joined vector over sqrt(1 + views) is unit length too)."""
+    if not len(views):
         return vectors
-    return np.concatenate([vectors, views], axis=-1) / np.float32(np.sqrt(2.0))
+    return np.concatenate([vectors, *views], axis=-1) / np.float32(np.sqrt(1.0 + len(views)))
 
 
 def held_out_accuracy(
@@ -150,7 +151,7 @@ def held_out_accuracy(
     c: float = DEFAULT_C,
     vote: NeighbourVote | None = None,
     fraction: float = HELD_OUT_FRACTION,
-    views: np.ndarray | None = None,
+    views: Sequence[np.ndarray] = (),
 ) -> tuple[dict[str, float | int | None], CategoryHead | None]:
     """Accuracy of the head (alone, and blended with `vote` as search uses it) trained without a
     stratified `fraction` of the catalog, on that fraction; and that head, a start for the full fit.

@@ -36,8 +36,8 @@ def _same_backbone(before: IndexManifest, after: IndexManifest) -> bool:
 def load_searcher(
     index_dir: Path, current: ProductSearcher | None = None, embedder: ProductEmbedder | None = None
 ) -> ProductSearcher:
-    """`ProductSearcher.load`, reusing `current`'s embedder and second view where the new index names the same
-    configs (loading a model costs seconds; an update keeps its index's models), else `embedder` if given."""
+    """`ProductSearcher.load`, reusing `current`'s embedder and its parts' models where the new index names the
+    same configs (loading a model costs seconds; an update keeps its index's models), else `embedder` if given."""
     from model_zoo.product_embedders import create_embedder
 
     index = load_index(Path(index_dir))
@@ -45,10 +45,7 @@ def load_searcher(
         manifest = index.manifest
         if embedder is None and current is not None and _same_backbone(current.index.manifest, manifest):
             embedder = current.embedder
-        view = None
-        if current is not None and current.view is not None and current.index.manifest.head_view == manifest.head_view:
-            view = current.view
-        return ProductSearcher(index, embedder or create_embedder(**manifest.embedder_config(index.folder)), view)
+        return ProductSearcher(index, embedder or create_embedder(**manifest.embedder_config(index.folder)), current)
     except BaseException:
         index.close()
         raise

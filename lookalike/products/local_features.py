@@ -2,7 +2,7 @@
 
 Written at build time (`lookalike build --local-features`; an update copies its unchanged photos' rows), read
 by memory-mapping, so a query touches only the rows of the candidates it verifies. Layout in INDEX/local/
-(`index.LOCAL_FEATURES`):
+(`FOLDER`):
 `ids.npy` (sorted item ids), `offsets.npy` (row i's keypoints are points[offsets[i]:offsets[i + 1]]),
 `points.npy` (float16 [total, 2]) and `descriptors.npy` (uint8 [total, 128]): 132 bytes a keypoint, at most 66
 KB an item (44 KB on average over the shared catalog, whose small fashion photos have few keypoints).
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.images.loading import ImageError, load_image
-from lookalike.products.index import LOCAL_FEATURES as FOLDER
-from lookalike.products.index import IndexCorruptError, rebuild_hint
+from lookalike.products.errors import IndexCorruptError, rebuild_hint
 from lookalike.products.spatial import MAX_POINTS, MAX_SIDE, LocalFeatures, extract
 
 log = logging.getLogger(__name__)
+FOLDER = "local"
 FILES = ("ids", "offsets", "points", "descriptors")
 THREADS = 2  # OpenCV's SIFT releases the GIL: one photo per core
 #: What the stored features depend on: written into the manifest, compared before an update reuses them.

@@ -35,8 +35,7 @@ from tqdm import tqdm
 
 from lookalike.images.cache import EmbeddingCache
 from lookalike.images.loading import ImageError, load_image
-from lookalike.products.index import WORDS as FILE
-from lookalike.products.index import IndexCorruptError, rebuild_hint
+from lookalike.products.errors import IndexCorruptError, rebuild_hint
 
 #: A recognised line counts from this confidence up.
 MIN_SCORE = 0.7
@@ -48,6 +47,7 @@ MIN_PHOTOS = 5
 VOTE_WEIGHT = 0.5
 #: A query's words are read only when the other cues leave its first category under this probability.
 READ_BELOW = 0.8
+FILE = "words.json"  # each item's words, by item id
 THREADS = 2  # a build reads one photo a core, each reader's networks on one thread
 #: What the stored words depend on: written into the manifest, compared before an update reuses them.
 SETTINGS = {"kind": "rapidocr-pp-ocrv6-small", "min_score": MIN_SCORE, "min_letters": MIN_LETTERS}
@@ -102,7 +102,7 @@ def write_words(
     previous: dict[int, frozenset[str]] | None = None,
     show_bar: bool = False,
 ) -> dict:
-    """Read each item's photo into `folder`/`index.WORDS`; returns the manifest entry. Only photos never read
+    """Read each item's photo into `folder`/`FILE`; returns the manifest entry. Only photos never read
     before are read: `previous` (an update: unchanged photos keep their ids) supplies the items it holds, and
     the cache the photos any build on this machine read (by content, `digests`: rebuilding after a retrained
     backbone reads nothing again). The cache is the embeddings' (a record of words, an empty vector). Reading

@@ -4,10 +4,7 @@ vector (`QueryCues`): plain data, so a server can keep a query's cues between se
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-import numpy as np
-
-from lookalike.products import spatial
+from typing import Any
 
 #: What a client sees of a hit (`lookalike search --json`, the app's API): a shop item's fields, its scores, and
 #: its `photo`: the path relative to the catalog (`catalog_path`), never a path on the server. Not named "path":
@@ -18,18 +15,11 @@ SUMMARY_HIT_KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class QueryCues:
-    """What a query photo offers beside its vector, each when the index can use it: its keypoints (an index
-    with local features, re-ranking on), the words printed on it (an index with words, reading on, and the
-    other cues unsure of the category), the inlier counts already found (item id, count), so re-running
-    the search from these cues verifies no candidate twice, and its vector from the second backbone the
-    category head reads (an index whose head has a `view`)."""
-
-    keypoints: spatial.LocalFeatures | None = None
-    words: frozenset[str] | None = None
-    inliers: tuple[tuple[int, int], ...] = ()
-    view: np.ndarray | None = None
+class QueryCues(dict[str, Any]):
+    """What a query photo offers beside its vector, by part name (`lookalike.products.parts`): the head's second
+    view's vector, its keypoints and the inliers found so far, the words printed on it. Each part extracts its
+    own when the index has that part and the query wants it; a caller keeps them to search again without the
+    photo (an evaluation, the app's "verify hits" toggle)."""
 
 
 @dataclass

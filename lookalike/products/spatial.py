@@ -20,7 +20,7 @@ docs/experiments/spatial-reranking.md.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -139,10 +139,12 @@ class Verification:
         self,
         query: LocalFeatures,
         lookup: Callable[[Sequence[int]], Sequence[LocalFeatures | None]],
-        known: Iterable[tuple[int, int]] = (),
+        known: dict[int, int] | None = None,
     ):
-        """`known`: (item id, count) pairs found earlier for this query (`known()`), not matched again."""
-        self.query, self._lookup, self._counts = query, lookup, dict(known)
+        """`known`: item id -> count found earlier for this query, not matched again; new counts are added to
+        it, so a caller keeping it (`parts.keypoints.KeypointCue`) never matches a candidate twice."""
+        self.query, self._lookup = query, lookup
+        self._counts = known if known is not None else {}
 
     def counts(self, ids: Sequence[int]) -> np.ndarray:
         """Inlier counts of the items `ids` (0 for an item without stored features)."""
@@ -150,10 +152,6 @@ class Verification:
         if todo:
             self._counts.update(zip(todo, spatial_scores(self.query, self._lookup(todo)).tolist(), strict=True))
         return np.array([self._counts[int(i)] for i in ids], np.int64)
-
-    def known(self) -> tuple[tuple[int, int], ...]:
-        """The (item id, inlier count) pairs matched so far."""
-        return tuple(self._counts.items())
 
 
 def category_vote(probs: np.ndarray, labels: np.ndarray, inliers: np.ndarray) -> np.ndarray:

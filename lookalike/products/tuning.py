@@ -1,21 +1,22 @@
-"""The build's tuning step: decide whether the catalog gains from a backbone tuned on it, and if so tune it and
-embed the catalog with it, all from one pass of the frozen stages.
+"""Backbone tuning on a catalog, the one orchestrator: the build's tuning step (`tune_catalog`) and
+`train-embedding --tune-blocks` (`tune_backbone`, which keeps the checkpoint and a report instead of an index)
+run the same decoding, frozen pass, training and skipped-file report, with the same default epochs.
 
-A frozen ImageNet backbone finds a product *like* the query's; tuned on the catalog's own categories and
-products (`lookalike.products.backbone_tuning`) it finds the query's product and keeps the whole catalog's
-nearest photos in the right category (docs/experiments/backbone-tuning.md). Tuning needs enough labelled photos
-to learn from: below `MIN_PHOTOS_PER_CATEGORY` photos a category on average the tuned backbone was no better
-than the frozen one on unseen queries, so a small catalog keeps the frozen backbone (`decide`).
-
-The frozen stages run once per photo and its mirror image; the same maps train the last stages and then give
-the catalog's vectors (`tail_vectors`), so tuning adds the training epochs to a build, not a second pass of the
+The frozen stages run once per photo and its mirror image (`frozen_catalog`, decoding as the build's embedding
+does, gallery thumbnail included); the same maps train the last stages and then give the catalog's vectors
+(`backbone_tuning.tail_vectors`), so tuning adds the training epochs to a build, not a second pass of the
 network. The tuned weights go into the index (`index.TUNED_BACKBONE`), so search loads them from there and no
 checkpoint has to be carried beside it.
+
+When to tune, the settings and their defaults are `lookalike.products.tuning_policy`'s (re-exported here, where
+the build reads them); the training itself is `lookalike.products.backbone_tuning`'s. Both are imported one
+way: neither imports this module.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -26,73 +27,74 @@ import numpy as np
 
 from lookalike.products.catalog import CatalogItem
 from lookalike.products.embedding import EmbeddedCatalog, Progress, content_digests, decode
+from lookalike.products.tuning_policy import (
+    BUILD_EPOCHS,
+    MIN_PHOTOS_PER_CATEGORY,
+    MIN_TUNED_SHARE,
+    TUNING_MODES,
+    Decision,
+    TuneConfig,
+    decide,
+    retune_reason,
+    tunable,
+)
 
 if TYPE_CHECKING:
     import torch
 
+    from lookalike.products.backbone_tuning import FrozenMaps, Tail
     from model_zoo.product_embedders import ProductEmbedder
+
+__all__ = [
+    "BUILD_EPOCHS", "MIN_PHOTOS_PER_CATEGORY", "MIN_TUNED_SHARE", "TUNING_MODES", "Decision", "FrozenCatalog",
+    "TuneConfig", "TunedCatalog", "decide", "frozen_catalog", "retune_reason", "tunable", "tune_backbone",
+    "tune_catalog",
+]
 
 log = logging.getLogger(__name__)
 
-#: A catalog is tuned from this many photos a category on average (docs/experiments/backbone-tuning.md).
-MIN_PHOTOS_PER_CATEGORY = 10
-#: Epochs of a build's tuning: the unseen queries' figures stop moving after these (same study).
-BUILD_EPOCHS = 3
-#: An update tunes again when fewer than this share of its photos were in the tuning (same study).
-MIN_TUNED_SHARE = 2 / 3
-TUNING_MODES = ("auto", "always", "never")
-
 
 @dataclass
-class TuneConfig:
-    """Backbone tuning's settings (`backbone_tuning.train_tail`; `train-embedding --tune-blocks` shows them)."""
+class FrozenCatalog:
+    """The frozen stages' maps of a catalog's readable photos (`frozen.kept`: their numbers in the item list),
+    each kept photo's content digest and full size, and the files skipped, listed as `embed_catalog` lists them
+    ({"path", "reason"})."""
 
-    blocks: int = 2  # trailing stages trained (with the head convolution); the rest stay frozen
-    epochs: int = 4
-    lr: float = 1e-4
-    proxy_lr: float = 1e-2  # proxies move faster than the pretrained weights (proxy-loss practice)
-    temperature: float = 0.05
-    batch_size: int = 32
-    seed: int = 0
-    crop: float = 0.7  # smallest side of a batch's random crop of the frozen maps, as a fraction (1: no crop)
+    frozen: FrozenMaps
+    digests: list[str]
+    sizes: list[tuple[int, int]]
+    skipped: list[dict[str, str]]
 
 
-@dataclass(frozen=True)
-class Decision:
-    """Whether a build tunes the backbone, and why (shown by the build and kept in its manifest)."""
+def frozen_catalog(
+    items: list[CatalogItem], embedder: ProductEmbedder, tail: Tail, device: str, progress: Progress | None = None
+) -> FrozenCatalog:
+    """`tail`'s frozen stages over every readable item (`backbone_tuning.frozen_maps`), each photo decoded as the
+    build's embedding decodes it (`embedding.decode`: the same pixels, its thumbnail made on the way)."""
+    from lookalike.products.backbone_tuning import FrozenMaps, frozen_maps
 
-    tune: bool
-    reason: str
+    by_path, skipped = content_digests(items)
+    digests = [by_path.get(item.path) for item in items]
+    readable = [number for number, digest in enumerate(digests) if digest is not None]
+    records: dict[int, dict[str, int]] = {}
 
+    def prepare(position: int) -> np.ndarray:
+        number = readable[position]
+        pixels, records[number] = decode(embedder, items[number].path, digests[number])
+        if progress is not None:
+            progress(len(records), len(readable), "reading photo")
+        return pixels
 
-def decide(items: list[CatalogItem], mode: str = "auto") -> Decision:
-    """Tune when asked (`mode` "always"), never when told not to ("never"); "auto": when the catalog has
-    MIN_PHOTOS_PER_CATEGORY photos a category on average, and two categories or more to tell apart.
-
-    Raises:
-        ValueError: an unknown mode, or "always" for a catalog of one category."""
-    if mode not in TUNING_MODES:
-        raise ValueError(f"tuning must be one of {', '.join(TUNING_MODES)}, got {mode!r}")
-    categories = len({item.category for item in items})
-    average = len(items) / max(categories, 1)
-    if mode == "never":
-        return Decision(False, "frozen backbone (asked for)")
-    if categories < 2:
-        if mode == "always":
-            raise ValueError("tuning needs two categories or more to tell apart; this catalog has one")
-        return Decision(False, "frozen backbone: one category, nothing to tune for")
-    if mode == "always":
-        return Decision(True, "tuned on the catalog (asked for)")
-    if average < MIN_PHOTOS_PER_CATEGORY:
-        return Decision(False, f"frozen backbone: {average:.0f} photos a category on average, tuning needs "
-                               f"{MIN_PHOTOS_PER_CATEGORY} (build with --tune always to force it)")
-    return Decision(True, f"tuned on the catalog ({average:.0f} photos a category on average)")
-
-
-def tunable(model: object) -> bool:
-    """Whether a network is one tuning knows how to split into frozen and trained stages (a timm EfficientNet,
-    as the defaults)."""
-    return all(hasattr(model, name) for name in ("conv_stem", "bn1", "blocks", "conv_head", "bn2"))
+    frozen = frozen_maps(len(readable), prepare, tail, embedder, device)
+    skipped += [{"path": str(items[readable[position]].path), "reason": reason}
+                for position, reason in frozen.skipped]
+    kept = [readable[position] for position in frozen.kept]
+    return FrozenCatalog(
+        FrozenMaps(frozen.maps, frozen.mirrored, kept, []),
+        [digests[n] for n in kept],
+        [(records[n]["width"], records[n]["height"]) for n in kept],
+        skipped,
+    )
 
 
 @dataclass
@@ -105,7 +107,7 @@ class TunedCatalog:
     entry: dict
 
     def save(self, model: str, path: Path) -> None:
-        """The tuned backbone into the index being written (`index.TUNED_BACKBONE`), atomically."""
+        """The tuned backbone into the index being written (`index.TUNED_BACKBONE`), or a checkpoint, atomically."""
         from lookalike.products.backbone_tuning import save_backbone
 
         save_backbone(self.state, model, self.config, path)
@@ -119,47 +121,36 @@ def tune_catalog(
     device: str | None = None,
     progress: Progress | None = None,
 ) -> TunedCatalog:
-    """Tune `embedder`'s last stages on the readable `items` and embed them with the result (unreadable files
-    are skipped and listed, as `embed_catalog` lists them). Each photo's gallery thumbnail is made on the way;
-    `progress` hears of each photo through the frozen stages, then of each epoch."""
+    """Tune a copy of `embedder`'s last stages on the readable `items` (category, and product_id where 2+ photos
+    share one) and embed them with the result (unreadable files are skipped and listed, as `embed_catalog`
+    lists them). `config` defaults to `TuneConfig()` (BUILD_EPOCHS epochs); `progress` hears of each photo
+    through the frozen stages, then of each epoch."""
     import torch
 
-    from lookalike.products.backbone_tuning import Tail, frozen_maps, tail_vectors, train_tail, tuned_state
+    from lookalike.products.backbone_tuning import Tail, tail_vectors, train_tail, tuned_state
 
-    config = config or TuneConfig(epochs=BUILD_EPOCHS)
+    config = config or TuneConfig()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
-    by_path, skipped = content_digests(items)
-    digests = [by_path.get(item.path) for item in items]
-    readable = [number for number, digest in enumerate(digests) if digest is not None]
-    records: dict[int, dict[str, int]] = {}
-
-    def prepare(position: int) -> np.ndarray:
-        number = readable[position]
-        pixels, records[number] = decode(embedder, items[number].path, digests[number])
-        if progress is not None:
-            progress(len(records), len(readable), "reading photo")
-        return pixels
 
     def epoch_done(epoch: int, _tail: object) -> None:
         if progress is not None:
             progress(epoch, config.epochs, "tuning the backbone: epoch")
 
     tail = Tail(copy.deepcopy(embedder.model), config.blocks).to(device).eval()
-    frozen = frozen_maps(len(readable), prepare, tail, embedder, device)
-    skipped += [{"path": str(items[readable[position]].path), "reason": reason_}
-                for position, reason_ in frozen.skipped]
-    kept = [readable[position] for position in frozen.kept]
+    read = frozen_catalog(items, embedder, tail, device, progress)
+    kept = read.frozen.kept
     frozen_seconds = time.perf_counter() - started
-    trained = train_tail(tail, frozen.maps, [items[n].category for n in kept], [items[n].product_id for n in kept],
-                         config, device, on_epoch=epoch_done)
-    vectors = tail_vectors(tail, frozen, device)
+    log.info("frozen stages: %d photos in %.0f s (%d skipped)", len(kept), frozen_seconds, len(read.skipped))
+    trained = train_tail(tail, read.frozen.maps, [items[n].category for n in kept],
+                         [items[n].product_id for n in kept], config, device, on_epoch=epoch_done)
+    vectors = tail_vectors(tail, read.frozen, device)
     embedded = EmbeddedCatalog(
         items=[items[n] for n in kept],
         vectors=vectors.astype(np.float32, copy=False),
-        digests=[digests[n] for n in kept],
-        sizes=[(records[n]["width"], records[n]["height"]) for n in kept],
-        skipped=skipped,
+        digests=read.digests,
+        sizes=read.sizes,
+        skipped=read.skipped,
     )
     entry = {
         "reason": reason,
@@ -177,15 +168,17 @@ def tune_catalog(
     return TunedCatalog(embedded, tuned_state(tail), config, entry)
 
 
-def retune_reason(items: list[CatalogItem], tuning: dict) -> str | None:
-    """Why an update should tune again rather than reuse its index's tuned backbone, or None: a category the
-    tuning never saw, or fewer than MIN_TUNED_SHARE of the photos tuned on (`tuning["photos"]` against the
-    catalog's size: what the update adds is never in the tuning)."""
-    seen = set(tuning.get("category_names") or ())
-    new = sorted({item.category for item in items} - seen) if seen else []
-    if new:
-        return f"new categories the tuning never saw ({', '.join(new[:5])})"
-    share = tuning.get("photos", 0) / max(len(items), 1)
-    if share < MIN_TUNED_SHARE:
-        return f"only {share:.0%} of the catalog's photos were in the tuning (tuned again under {MIN_TUNED_SHARE:.0%})"
-    return None
+def tune_backbone(
+    items: list[CatalogItem], embedder: ProductEmbedder, out_dir: Path, config: TuneConfig | None = None,
+    device: str | None = None,
+) -> dict:
+    """`train-embedding --tune-blocks`: `tune_catalog`, keeping the tuned backbone as `out_dir/backbone.pt` (for
+    `lookalike build --model NAME --weights`) instead of an index; returns the report, also written to
+    `out_dir/tuning_result.json`: the `tuning` entry a build records, the model, the files skipped and the
+    checkpoint."""
+    tuned = tune_catalog(items, embedder, "train-embedding --tune-blocks", config, device)
+    checkpoint = Path(out_dir) / "backbone.pt"
+    tuned.save(embedder.name, checkpoint)
+    result = {"model": embedder.name, **tuned.entry, "skipped": tuned.embedded.skipped, "checkpoint": str(checkpoint)}
+    (Path(out_dir) / "tuning_result.json").write_text(json.dumps(result, indent=2))
+    return result

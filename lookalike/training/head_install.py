@@ -16,6 +16,7 @@ import numpy as np
 
 from lookalike.products.index import HEAD, IndexManifest, load_index, locate
 from lookalike.products.mlp_head import load_head
+from lookalike.products.parts.head_view import HeadView
 from lookalike.vectors import index_folder
 
 
@@ -40,12 +41,21 @@ def install_head(head_file: Path, index_dir: Path, embedder_config: dict, source
     return entry
 
 
+def _as_loaded(config: dict) -> dict:
+    """An embedder config with its weights file as the loaded embedder names it (an absolute, resolved path)."""
+    weights = config.get("weights")
+    return {**config, "weights": None if weights is None else str(Path(weights).resolve())}
+
+
 def _install_head(head_file: Path, index_dir: Path, embedder_config: dict, source: dict) -> dict:
     folder = locate(Path(index_dir))
     manifest = index_manifest(folder)
-    if manifest.embedder != embedder_config:
+    # the index's embedder as search loads it: a tuned index's weights are its own backbone, which the
+    # manifest does not name (`IndexManifest.embedder_config`)
+    index_config = manifest.embedder_config(folder)
+    if _as_loaded(index_config) != _as_loaded(embedder_config):
         raise ValueError(
-            f"the head was trained on {embedder_config} features but the index holds {manifest.embedder}: "
+            f"the head was trained on {embedder_config} features but the index holds {index_config}: "
             "rerun train-head without --model so it uses the index's embedder"
         )
     head = load_head(head_file)
@@ -56,8 +66,11 @@ def _install_head(head_file: Path, index_dir: Path, embedder_config: dict, sourc
         )
     backup = folder / f".{HEAD}.previous"
     shutil.copyfile(folder / HEAD, backup)
-    previous = manifest.head
-    manifest.head = {"kind": "train-head", **source, "replaced": previous}
+    previous, parts = manifest.head, dict(manifest.extra)
+    # the installed head reads the index's vectors alone: a second view it had goes with the head it replaces
+    view = HeadView.entry(manifest)
+    manifest.parts.pop(HeadView.name, None)
+    manifest.head = {"kind": "train-head", **source, "replaced": {**previous, **({"view": view} if view else {})}}
     try:
         _replace(folder / HEAD, lambda tmp: shutil.copyfile(head_file, tmp))
         manifest.write(folder)
@@ -68,7 +81,7 @@ def _install_head(head_file: Path, index_dir: Path, embedder_config: dict, sourc
             raise ValueError("the index loads a different head than the one installed")
     except (OSError, ValueError) as exc:
         os.replace(backup, folder / HEAD)
-        manifest.head = previous
+        manifest.head, manifest.extra = previous, parts
         manifest.write(folder)
         raise RuntimeError(
             f"search cannot use the installed head ({exc}); the previous head is back. A multi-layer head "

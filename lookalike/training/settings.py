@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lookalike.products.tuning import TuneConfig  # the build tunes too; training reuses its settings
+from lookalike.products.tuning_policy import TuneConfig  # the build tunes too; training reuses its settings
 
 __all__ = ["MINING_MODES", "TripletConfig", "TuneConfig"]
 MINING_MODES = ("hard", "semi-hard")

@@ -82,6 +82,7 @@ class LiveIndex(Generic[T]):
         self._slot: _Slot[T] | None = None
         self._attempted: str | None = _NEVER  # the generation last tried, loaded or not
         self._problem: str | None = None
+        self.error: Exception | None = None  # what the last failed load raised (None once one loads)
         self._failed_at = 0.0
         self._stop = threading.Event()
         self.reloads = 0  # loads that replaced a served object
@@ -150,6 +151,7 @@ class LiveIndex(Generic[T]):
             return True
 
     def _failed(self, exc: Exception) -> None:
+        self.error = exc
         self._failed_at = time.monotonic()
         if not isinstance(exc, EXPECTED):
             log.exception("loading the %s at %s failed", self.name, self.path)
@@ -164,7 +166,7 @@ class LiveIndex(Generic[T]):
     def _install(self, slot: _Slot[T]) -> None:
         with self._lock:
             old, self._slot = self._slot, slot
-            self._problem = None
+            self._problem = self.error = None
             self.served_since = time.time()
             last = False
             if old is not None:
@@ -188,6 +190,16 @@ class LiveIndex(Generic[T]):
                 self.refresh()
             except Exception:  # never let the watcher die
                 log.exception("checking the %s at %s failed", self.name, self.path)
+
+    def loaded_or_raise(self) -> LiveIndex[T]:
+        """This object, once its first load succeeded; else closed, raising what that load raised (a caller
+        that must fail at once, as the one-call API does, rather than serve `problem` later)."""
+        if not self.loaded:
+            error = self.error
+            self.close()
+            raise error if error is not None else IndexUnavailableError(
+                self._problem or f"no {self.name} is loaded from {self.path}")
+        return self
 
     def close(self) -> None:
         """Stop watching and close the served object once its last lease ends."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,10 @@ from PIL import Image
 import lookalike
 from lookalike.cli.main import main
 from lookalike.evaluation.identification import evaluate_identification, lfw_split, threshold_at_far
-from lookalike.faces import gallery_index
+from lookalike.faces.gallery import UNKNOWN, open_set_threshold
 from lookalike.faces.gallery_build import build_gallery
 from lookalike.faces.gallery_index import FaceGallery
-from lookalike.faces.identify import UNKNOWN, open_set_threshold
+from lookalike.faces.gallery_manifest import GalleryManifest
 from lookalike.faces.memory_gallery import GalleryFullError, MemoryGallery
 from lookalike.faces.pipeline import NoFaceError
 from lookalike.images.loading import ImageError
@@ -181,11 +182,11 @@ def test_a_failed_build_leaves_the_old_index(
     shutil.copytree(built[0], index)
     before = (index / "manifest.json").read_text()
 
-    def fail(folder: Path, manifest: dict) -> None:
+    def fail(manifest: GalleryManifest, folder: Path) -> None:
         (folder / "manifest.json").write_text("{half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(gallery_index, "write_manifest", fail)
+    monkeypatch.setattr(GalleryManifest, "write", fail)
     source = make_gallery(faces, tmp_path / "photos", (*KNOWN, ADDED))
     with pytest.raises(OSError, match="disk full"):
         build_gallery(source, index, processes=1, quiet=True)
@@ -298,6 +299,21 @@ def test_one_call_identify_and_cli(faces: Path, tmp_path: Path, capsys) -> None:
     assert f": {KNOWN[1]} (distance " in capsys.readouterr().out
     assert main(["identify", str(probe), "--index", str(tmp_path / "missing")]) == 2
     assert "no face gallery" in capsys.readouterr().err
+
+
+def test_one_call_identify_follows_an_updated_gallery(faces: Path, tmp_path: Path) -> None:
+    """A long-running process calling `lookalike.identify` names a person `build-faces --update` added,
+    within seconds, without a restart."""
+    index, source = tmp_path / "index", make_gallery(faces, tmp_path / "photos")
+    build_gallery(source, index, processes=1, quiet=True)
+    probe = photos_of(faces, ADDED)[IN_GALLERY]
+    assert ADDED not in [face.decision for face in lookalike.identify(probe, index=index).faces]
+    make_gallery(faces, source, (ADDED,))
+    build_gallery(source, index, update=True, processes=1, quiet=True)
+    deadline = time.monotonic() + 15
+    while ADDED not in (named := [face.decision for face in lookalike.identify(probe, index=index).faces]):
+        assert time.monotonic() < deadline, f"still answering from the old gallery: {named}"
+        time.sleep(0.25)
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """`LiveGallery`: a face gallery swapped by a build is served without a restart and the old one closed; a
-gallery written here by hand (no face model needed), the way `build_gallery` writes one."""
+gallery written here by hand (no face model needed), through the writer `build_gallery` uses."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.faces import gallery_index
+from lookalike.faces.gallery_manifest import GalleryManifest
 from lookalike.faces.live import LiveGallery
-from lookalike.vectors import index_folder
-from lookalike.vectors.stores import create_store, parse_store
+from lookalike.vectors.index_writer import IndexWriter
+from lookalike.vectors.stores import VectorStore, parse_store
 from model_zoo.face_embedders import get_face_cfg
 from model_zoo.registry import DEFAULT_FACE_MODEL
 
@@ -20,13 +21,14 @@ def _write_gallery(out: Path, people: list[str]) -> None:
     rows = [{"id": i, "person": person, "path": f"{person}.jpg", "box": [0, 0, 10, 10]}
             for i, person in enumerate(people)]
     vectors = np.random.default_rng(len(people)).normal(size=(len(people), cfg.dim)).astype(np.float32)
-    with index_folder.new_build(out) as building:
-        store = create_store(parse_store("annoy"), building, cfg.dim, 2, out.name)
-        entry = gallery_index.write_faces(building, rows, vectors, store)
-        gallery_index.write_manifest(building, {"format": gallery_index.FORMAT, "model": DEFAULT_FACE_MODEL,
-                                                "weights": None, "metric": cfg.metric, "dim": cfg.dim,
-                                                "faces": len(rows), "store": {**entry, "address": "annoy"}})
-        index_folder.swap_in(building, out)
+
+    def fill(folder: Path, store: VectorStore) -> GalleryManifest:
+        entry = gallery_index.write_faces(folder, rows, vectors, store)
+        return GalleryManifest(model=DEFAULT_FACE_MODEL, metric=cfg.metric, dim=cfg.dim, faces=len(rows),
+                               store={**entry, "address": "annoy"})
+
+    with IndexWriter(out, what="gallery") as writer:
+        writer.write(parse_store("annoy"), cfg.dim, 2, fill)
 
 
 def test_an_updated_gallery_is_served_and_the_old_one_closed(tmp_path: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from lookalike.products.index import FORMAT, MANIFEST, IndexCorruptError, IndexManifest, read_manifest
+from lookalike.products.parts.head_view import HeadView
 
 #: A manifest.json written by the build before the manifest was typed (an update, with a second view, local
 #: features and words: every optional entry).
@@ -25,9 +27,10 @@ def folder(tmp_path: Path) -> Path:
 def test_a_manifest_written_before_reads_and_writes_back_byte_for_byte(folder: Path, tmp_path: Path) -> None:
     manifest = IndexManifest.read(folder)
     assert manifest.format_version == 2 and manifest.items == 15 and manifest.model == "efficientnet_lite1"
-    assert manifest.head_view["name"] == "efficientnet_lite2"
-    assert manifest.local_features["kind"] == "sift" and manifest.words["with_words"] == 5
-    assert manifest.update == {"kept": 15, "added": 0, "removed": 0} and manifest.extra == {}
+    assert HeadView.entry(manifest)["name"] == "efficientnet_lite2"  # where indexes before parts kept it
+    assert manifest.part("local_features")["kind"] == "sift" and manifest.part("words")["with_words"] == 5
+    assert manifest.update == {"kept": 15, "added": 0, "removed": 0}
+    assert set(manifest.parts) == {"thumbnails", "local_features", "words", "neighbour_vote"}
     (tmp_path / "again").mkdir()
     manifest.write(tmp_path / "again")
     assert (tmp_path / "again" / MANIFEST).read_text() == WRITTEN_BEFORE.read_text()
@@ -40,9 +43,9 @@ def test_optional_entries_are_left_out_and_unknown_keys_kept(folder: Path) -> No
         del raw[optional]
     raw["added_by_a_later_version"] = {"x": 1}
     manifest = IndexManifest.from_dict(raw)
-    assert manifest.update is manifest.local_features is manifest.words is manifest.neighbour_vote is None
-    assert manifest.extra == {"added_by_a_later_version": {"x": 1}}
-    assert manifest.to_dict() == raw
+    assert manifest.update is manifest.part("local_features") is manifest.part("words") is None
+    assert manifest.part("added_by_a_later_version") == {"x": 1}  # a part this version does not know, kept
+    assert manifest.to_dict() == raw and list(manifest.to_dict()) == list(raw)
 
 
 @pytest.mark.parametrize(
@@ -80,4 +83,27 @@ def test_a_damaged_manifest_is_corrupt(folder: Path) -> None:
 def test_a_new_manifest_names_todays_format() -> None:
     raw = json.loads(WRITTEN_BEFORE.read_text())
     del raw["format"]
-    assert IndexManifest(**raw).to_dict()["format"] == FORMAT
+    core = {key: value for key, value in raw.items() if key in IndexManifest.__dataclass_fields__}
+    assert IndexManifest(**core).to_dict()["format"] == FORMAT
+
+
+def test_an_index_written_before_the_part_protocol_searches_as_it_did() -> None:
+    """A whole index written by the code before parts (keypoints, words, calibration, thumbnails, neighbour
+    vote: tests/products/fixtures/index_v2_today) loads, and every search gives what that code answered."""
+    from lookalike.products.search import ProductSearcher
+    from tests.products.tiny_index import ColourEmbedder, colour_photos
+
+    root = Path(__file__).parent / "fixtures" / "index_v2_today"
+    expected = json.loads((root / "expected_search.json").read_text())
+    searcher = ProductSearcher.load(root / "index", ColourEmbedder())
+    assert set(searcher.parts) == {"thumbnails", "neighbour_vote", "local_features", "words", "similarity"}
+    with tempfile.TemporaryDirectory() as folder:
+        queries = colour_photos(Path(folder), 2, start=100, seed=7)
+        for photo in sorted(queries.rglob("*.png")):
+            for scope in ("category", "all", "blend"):
+                found = searcher.search(photo, top_k=8, scope=scope).to_dict()
+                del found["timings_ms"]
+                for hit in found["results"]:
+                    del hit["path"], hit["thumbnail"]
+                assert json.loads(json.dumps(found)) == expected[f"{photo.parent.name}/{photo.name}:{scope}"]
+    searcher.close()

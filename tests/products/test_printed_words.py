@@ -95,9 +95,9 @@ def test_search_reads_the_query_and_its_words_vote(
     read = searcher.search(query, top_k=4)
     unread = searcher.search(query, top_k=4, read_text=False)
     vector, cues = searcher.embed_query(query)
-    assert "HAVREDRYCK" in cues.words and cues.keypoints is None  # an index without local features
+    assert "HAVREDRYCK" in cues["words"] and "local_features" not in cues  # an index without local features
     classes = searcher.index.head.classes
-    vote = dict(zip(classes, searcher.words.vote(cues.words, classes), strict=True))
+    vote = dict(zip(classes, searcher.part("words").table.vote(cues["words"], classes), strict=True))
     assert vote["oat-milk"] > 0.9  # the catalog's oat drink photos carry the word, the oatghurt ones do not
     weight = printed_words.VOTE_WEIGHT
     for category, prob in read.categories:  # blended after the other votes, at its weight
@@ -115,9 +115,9 @@ def test_a_query_is_read_only_when_the_other_cues_are_unsure(
     vector, cues = searcher.embed_query(photo, read_text=False)
     first = searcher.categorize(vector, cues)[0][1]
     monkeypatch.setattr(printed_words, "READ_BELOW", first)  # sure enough: not read
-    assert searcher.query_cues(photo, vector).words is None
+    assert searcher.query_cues(photo, vector).get("words") is None
     monkeypatch.setattr(printed_words, "READ_BELOW", first + 1e-6)  # just unsure: read
-    assert "HAVREDRYCK" in searcher.query_cues(photo, vector).words
+    assert "HAVREDRYCK" in searcher.query_cues(photo, vector)["words"]
 
 
 def test_an_update_reads_only_new_photos(worded_index: tuple[Path, Path], tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_reading_needs_words_and_damaged_words_fail_at_load(worded_index: tuple[
     build_index(catalog, plain, **FAST)
     with pytest.raises(ValueError, match="--read-text"):
         ProductSearcher.load(plain).search(np.zeros((64, 64, 3), np.uint8), read_text=True)
-    assert ProductSearcher.load(plain).embed_query(np.zeros((64, 64, 3), np.uint8))[1].words is None
+    assert ProductSearcher.load(plain).embed_query(np.zeros((64, 64, 3), np.uint8))[1].get("words") is None
     broken = tmp_path / "broken"
     shutil.copytree(index, broken)
     (broken / printed_words.FILE).write_text("[not, json")

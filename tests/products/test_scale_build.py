@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.products import build as build_module
+from lookalike.products import plan as plan_module
 from lookalike.products.build import build_index
+from lookalike.products.parts import thumbnails as thumbnails_part
 from lookalike.products.search import ProductSearcher
 from lookalike.vectors.stores.milvus_store import connect, disconnect
 
@@ -88,7 +89,7 @@ def test_external_milvus_collections_are_replaced_and_failed_builds_leave_none(
     def die(*args, **kwargs):
         raise KeyboardInterrupt("killed while writing thumbnails")
 
-    monkeypatch.setattr(build_module, "write_thumbnails", die)
+    monkeypatch.setattr(thumbnails_part, "write_thumbnails", die)
     with pytest.raises(KeyboardInterrupt):
         build_index(catalog, out, store=f"milvus://{database}", **FAST)
     assert client.list_collections() == [second["store"]["collection"]]
@@ -109,13 +110,13 @@ def test_update_embeds_only_new_photos_and_matches_a_fresh_build(
 
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "empty-cache"))  # nothing may come from the cache
     embedded: list[Path] = []
-    local_engine = build_module.local_engine
+    local_engine = plan_module.local_engine
 
     def counting(jobs, embedder, step):
         embedded.extend(path for _, path in jobs)
         yield from local_engine(jobs, embedder, step)
 
-    monkeypatch.setattr(build_module, "local_engine", counting)
+    monkeypatch.setattr(plan_module, "local_engine", counting)
     report = build_index(new, out, update=True, **FAST)
     assert report["update"] == {"kept": 12, "added": 6, "removed": 6}
     assert report["store"]["kind"] == store  # the update kept the index's store
@@ -127,7 +128,7 @@ def test_update_embeds_only_new_photos_and_matches_a_fresh_build(
     assert len(kept) == 12 and all(before[path] == after[path] for path in kept)  # kept items keep their ids
     assert min(after[path] for path in after.keys() - kept) > max(before.values())
 
-    monkeypatch.setattr(build_module, "local_engine", local_engine)
+    monkeypatch.setattr(plan_module, "local_engine", local_engine)
     fresh = tmp_path / "fresh"
     build_index(new, fresh, store=store, **FAST)
     updated, rebuilt = _vectors_by_path(out), _vectors_by_path(fresh)

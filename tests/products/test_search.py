@@ -17,11 +17,12 @@ import pytest
 from lookalike.cli import main as cli
 from lookalike.images.loading import load_image
 from lookalike.products import build as build_module
-from lookalike.products.build import DEFAULT_HEAD_MODEL, build_index
+from lookalike.products.build import build_index
 from lookalike.products.calibration import linear_similarity
 from lookalike.products.catalog import from_manifest
 from lookalike.products.heads import NeighbourVote
-from lookalike.products.index import HEAD_VIEWS, IndexCorruptError, IndexMissingError, backup_dir, read_head_views
+from lookalike.products.index import IndexCorruptError, IndexMissingError, backup_dir
+from lookalike.products.parts.head_view import DEFAULT_HEAD_MODEL, HEAD_VIEWS, HeadView, read_head_views
 from lookalike.products.search import ProductSearcher
 from lookalike.vectors.stores import annoy_store
 from model_zoo.registry import UnknownModelError
@@ -86,14 +87,15 @@ def test_rebuild_reuses_cached_embeddings(catalog: Path, tmp_path: Path) -> None
 def test_category_head_reads_the_second_backbones_view(index: Path, catalog: Path, data_root: Path,
                                                        tmp_path: Path) -> None:
     searcher = ProductSearcher.load(index)
-    searcher.vote = NeighbourVote(weight=0.0)  # the head's own probabilities
-    assert searcher.index.manifest.head_view == searcher.view.config
-    assert searcher.view.name == DEFAULT_HEAD_MODEL != searcher.embedder.name
-    assert searcher.index.head.coef.shape[1] == searcher.embedder.dim + searcher.view.dim
+    searcher.parts["neighbour_vote"].settings = NeighbourVote(weight=0.0)  # the head's own probabilities
+    view = searcher.part("head_view").embedder
+    assert HeadView.entry(searcher.index.manifest) == view.config
+    assert view.name == DEFAULT_HEAD_MODEL != searcher.embedder.name
+    assert searcher.index.head.coef.shape[1] == searcher.embedder.dim + view.dim
     photo = sorted((data_root / "products" / "sunglasses").glob("*.jpg"))[-1]
     vector, cues = searcher.embed_query(photo)
-    np.testing.assert_allclose(cues.view, searcher.view.embed([load_image(photo)])[0], atol=1e-5)
-    joined = np.concatenate([vector, cues.view]) / np.sqrt(2.0)
+    np.testing.assert_allclose(cues["head_view"], view.embed([load_image(photo)])[0], atol=1e-5)
+    joined = np.concatenate([vector, cues["head_view"]]) / np.sqrt(2.0)
     assert np.linalg.norm(joined) == pytest.approx(1.0, abs=1e-5)
     expected = dict(zip(searcher.index.head.classes, searcher.index.head.predict_proba(joined)[0], strict=True))
     assert dict(searcher.categorize(vector, cues)) == pytest.approx(expected, abs=1e-6)
@@ -102,7 +104,7 @@ def test_category_head_reads_the_second_backbones_view(index: Path, catalog: Pat
 
     build_index(catalog, tmp_path / "plain", head_model="none", **FAST)
     plain = ProductSearcher.load(tmp_path / "plain")
-    assert plain.view is None and plain.index.manifest.head_view is None
+    assert plain.part("head_view") is None and HeadView.entry(plain.index.manifest) is None
     assert plain.index.head.coef.shape[1] == plain.embedder.dim
     assert plain.categorize(vector)[0][0] == plain.search(photo).categories[0][0]
 
@@ -212,7 +214,7 @@ def test_update_embeds_the_head_views_again_when_their_file_is_damaged(
     with caplog.at_level(logging.WARNING):
         report = build_index(catalog, copy, update=True, show_bar=False)
     assert "head views cannot be read" in caplog.text
-    assert report["head"]["view"] == json.loads((index / "manifest.json").read_text())["head"]["view"]
+    assert report["head_view"] == json.loads((index / "manifest.json").read_text())["head_view"]
     original, again = read_head_views(index), read_head_views(copy)
     assert again.keys() == original.keys()
     for item_id, view in original.items():
@@ -303,7 +305,7 @@ def test_neighbour_vote_is_recorded_and_blended_into_the_ranking(index: Path, da
     assert 0.0 <= manifest["head"]["held_out_head_only_accuracy"] <= 1.0
     voting = ProductSearcher.load(index)
     head_only = ProductSearcher.load(index)
-    head_only.vote = NeighbourVote(weight=0.0)
+    head_only.parts["neighbour_vote"].settings = NeighbourVote(weight=0.0)
     vector, cues = voting.embed_query(sorted((data_root / "products" / "milk").glob("*.jpg"))[-1])
     blended, plain = dict(voting.categorize(vector, cues)), dict(head_only.categorize(vector, cues))
     assert sum(blended.values()) == pytest.approx(1.0) and set(blended) == set(CATEGORIES)

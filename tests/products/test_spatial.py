@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 
 from lookalike.images.loading import load_image
-from lookalike.products import search, spatial
+from lookalike.products import spatial
 from lookalike.products.build import build_index
 from lookalike.products.index import IndexCorruptError
 from lookalike.products.local_features import LocalFeatureTable, write_local_features
+from lookalike.products.parts import keypoints
 from lookalike.products.results import QueryCues
 from lookalike.products.search import ProductSearcher
 from lookalike.products.spatial import LocalFeatures, count_inliers, extract, spatial_scores
@@ -107,12 +108,14 @@ def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
         looked_up.append(list(ids))
         return [stored.get(i) for i in ids]
 
-    verification = spatial.Verification(extract(milk), lookup)
+    known: dict[int, int] = {}  # what a query's cue keeps (`parts.keypoints.KeypointCue.inliers`)
+    verification = spatial.Verification(extract(milk), lookup, known)
     first = verification.counts([1, 2, 3])
     again = verification.counts([3, 1, 1])
     assert first[0] >= 60 and first[1:].tolist() == [0, 0]
     assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1, 2, 3]]
-    resumed = spatial.Verification(extract(milk), lookup, verification.known())  # a search re-run
+    assert known == {1: first[0], 2: 0, 3: 0}
+    resumed = spatial.Verification(extract(milk), lookup, known)  # a search re-run from the kept cue
     assert resumed.counts([2, 1]).tolist() == [0, first[0]] and looked_up == [[1, 2, 3]]
 
 
@@ -155,11 +158,11 @@ def test_search_verifies_the_first_hits_and_lifts_the_same_product(
     assert sum(h.inliers is not None for h in verified.results) == min(spatial.TOP_N, 12)
     assert "rerank" in verified.timings_ms and verified.summary()["results"][0]["inliers"] >= 30
     default = searcher.search(query, top_k=12, scope="all").results[0].inliers  # on for an index with features
-    assert (default is not None) == search.DEFAULT_RERANK
+    assert (default is not None) == keypoints.DEFAULT_RERANK
     vector, cues = searcher.embed_query(query, rerank=True)
-    assert cues.keypoints is not None and cues.words is None  # an index without words reads none
+    assert "local_features" in cues and "words" not in cues  # an index without words reads none
     ranking = searcher.categorize(vector, cues)
-    unverified = searcher.categorize(vector, QueryCues(view=cues.view))
+    unverified = searcher.categorize(vector, QueryCues({k: cue for k, cue in cues.items() if k != "local_features"}))
     assert dict(ranking)["milk"] > dict(unverified)["milk"]  # its own photos vote for milk
     assert ranking[: len(verified.categories)] == verified.categories  # what search ranked
 
@@ -176,7 +179,7 @@ def test_eval_products_reranks_as_search_does(
         assert cli.main(["eval-products", "--index", str(index), "--queries", str(catalog), "--top-k", "5",
                          "--latency-queries", "2", "--json", *flag]) == 0
         reports[tuple(flag)] = json.loads(capsys.readouterr().out)
-    assert reports[()]["rerank"] is search.DEFAULT_RERANK and reports[("--no-rerank",)]["rerank"] is False
+    assert reports[()]["rerank"] is keypoints.DEFAULT_RERANK and reports[("--no-rerank",)]["rerank"] is False
     assert reports[()]["queries"] == reports[("--no-rerank",)]["queries"] == 24
 
 

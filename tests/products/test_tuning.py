@@ -15,7 +15,14 @@ from lookalike.products.catalog import CatalogItem
 from lookalike.products.index import TUNED_BACKBONE, IndexManifest
 from lookalike.products.search import ProductSearcher
 from lookalike.products.spatial import count_inliers, extract, matched_points
-from lookalike.products.tuning import MIN_PHOTOS_PER_CATEGORY, MIN_TUNED_SHARE, decide, retune_reason
+from lookalike.products.tuning import (
+    BUILD_EPOCHS,
+    MIN_PHOTOS_PER_CATEGORY,
+    MIN_TUNED_SHARE,
+    TuneConfig,
+    decide,
+    retune_reason,
+)
 from tests.products.tiny_index import ColourEmbedder, folder_digests
 
 
@@ -121,6 +128,31 @@ def test_a_tuning_interrupted_mid_way_leaves_the_index_in_use_untouched(
     searcher = ProductSearcher.load(out)
     assert searcher.search(sorted((catalog / "milk").iterdir())[0], top_k=1).results[0].category == "milk"
     searcher.close()
+
+
+def test_train_embedding_tunes_through_the_build_s_orchestrator_with_its_defaults(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train-embedding --tune-blocks` without --epochs / --lr runs `tune_catalog`, as the build does, with the
+    build's settings (BUILD_EPOCHS epochs), not a default of its own."""
+    from lookalike.cli import main as cli
+    from lookalike.products import tuning
+
+    class Stop(Exception):
+        pass
+
+    asked: list[TuneConfig | None] = []
+
+    def recorded(items, embedder, reason, config=None, device=None, progress=None):
+        asked.append(config)
+        raise Stop
+
+    monkeypatch.setattr(tuning, "tune_catalog", recorded)
+    catalog = _shop(tmp_path / "shop", data_root, ("milk", "shirt"), 2)
+    with pytest.raises(Stop):
+        cli.main(["train-embedding", "--data", str(catalog), "--tune-blocks", "2", "--device", "cpu",
+                  "--out", str(tmp_path / "tuned")])
+    assert asked == [TuneConfig()] and asked[0].epochs == BUILD_EPOCHS == 3
 
 
 def test_fast_builds_the_frozen_pipeline(data_root: Path, tmp_path: Path) -> None:

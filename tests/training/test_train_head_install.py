@@ -59,12 +59,57 @@ def test_train_head_writes_the_report_and_installs_a_head_search_uses(catalog: P
     assert "view" in manifest["head"]["replaced"] and "view" not in manifest["head"]  # it reads the index's vectors
     installed = load_head(out / "head.npz")
     searcher = ProductSearcher(load_index(index_dir), embedder)
-    assert searcher.view is None
-    searcher.vote = NeighbourVote(weight=0.0)  # compare the installed head's own probabilities
+    assert searcher.part("head_view") is None
+    searcher.parts["neighbour_vote"].settings = NeighbourVote(weight=0.0)  # the installed head's own probabilities
     vector = embedder.embed([Image.new("RGB", (8, 8), COLOURS["green"])])[0]
     categories = searcher.search_vector(vector, top_k=5).categories
     assert categories[0][0] == "green"
     assert categories[0][1] == pytest.approx(installed.rank(vector)[0][1], abs=1e-6)
+
+
+def _tunable_embedder():
+    """A tiny timm EfficientNet (untrained, seeded) as a product embedder: tunable like the Lite defaults, so a
+    default build tunes it in seconds, and `create_embedder` rebuilds it from the index's manifest."""
+    import timm
+    import torch
+
+    from model_zoo.product_embedders import ProductEmbedder
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", pretrained=False)
+    data = timm.data.resolve_model_data_config(model)
+    return ProductEmbedder("test_efficientnet", model, Preprocess(32, tuple(data["mean"]), tuple(data["std"])),
+                           flip=False, backend="torch")
+
+
+def test_train_head_installs_into_an_index_with_a_tuned_backbone(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default build tunes the backbone and keeps it in the index; `train-head --install` (no --model) trains
+    on the features of that tuned backbone and installs, and search ranks categories with the installed head."""
+    from lookalike.cli import main as cli
+    from lookalike.products.index import TUNED_BACKBONE
+
+    monkeypatch.setenv("LOOKALIKE_BACKEND", "torch")  # no ONNX export of a throw-away model
+    index_dir = tmp_path / "index"
+    report = build_index(catalog, index_dir, embedder=_tunable_embedder(), trees=2, show_bar=False)
+    assert report["tuning"]["photos"] == 60 and (index_dir / TUNED_BACKBONE).is_file()
+    out = tmp_path / "report"
+    assert cli.main(["train-head", "--catalog", str(catalog), "--install", str(index_dir), "--heads", "linear",
+                     "--epochs", "10", "--force", "--out", str(out), "--json"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["weights"] == str((index_dir / TUNED_BACKBONE).resolve())  # the tuned features
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    assert manifest["head"]["kind"] == "train-head" and manifest["tuning"] == report["tuning"]
+
+    installed = load_head(out / "head.npz")
+    searcher = ProductSearcher.load(index_dir)
+    assert searcher.embedder.weights == str((index_dir / TUNED_BACKBONE).resolve())
+    searcher.parts["neighbour_vote"].settings = NeighbourVote(weight=0.0)  # the installed head's own probabilities
+    vector = searcher.embedder.embed([Image.new("RGB", (24, 24), COLOURS["green"])])[0]
+    categories = dict(searcher.search_vector(vector, top_k=5).categories)
+    assert categories == pytest.approx(dict(installed.rank(vector)), abs=1e-6)
+    searcher.close()
 
 
 def test_install_refuses_a_head_trained_on_other_features(catalog: Path, tmp_path: Path) -> None:
