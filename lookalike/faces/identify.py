@@ -10,39 +10,19 @@ model is loaded once per model (`gallery.Gallery.pipeline`), not per gallery.
 A first call that cannot load the gallery raises the loading error itself (FileNotFoundError, GalleryError)
 and keeps nothing, so the next call tries again.
 
-The 1:N vocabulary lives in `lookalike.faces.gallery`; its public names are importable from here too, as
-they were before it moved.
+The 1:N vocabulary (`Gallery`, the result types, the open-set decision) lives in `lookalike.faces.gallery`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lookalike.faces.gallery import (
-    DEFAULT_TOP_K,
-    UNKNOWN,
-    Gallery,
-    GalleryFace,
-    GalleryMatch,
-    IdentifiedFace,
-    IdentifyResult,
-    open_set_threshold,
-)
+from lookalike.faces.gallery import DEFAULT_TOP_K, IdentifyResult
 from lookalike.faces.live import LiveGallery
 from lookalike.images.loading import ImageSource
 from lookalike.instances import Instances
 
-__all__ = [
-    "DEFAULT_TOP_K",
-    "UNKNOWN",
-    "Gallery",
-    "GalleryFace",
-    "GalleryMatch",
-    "IdentifiedFace",
-    "IdentifyResult",
-    "identify",
-    "open_set_threshold",
-]
+__all__ = ["identify"]
 
 
 def _open(path: Path) -> LiveGallery:
