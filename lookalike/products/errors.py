@@ -9,7 +9,6 @@ import zlib
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-REBUILD = "rebuild it with `lookalike build CATALOG --out INDEX` (or index_builder.py)"
 
 
 class IndexMissingError(FileNotFoundError):
@@ -45,17 +44,12 @@ def damaged(folder: Path, part: str, detail: object) -> IndexCorruptError:
     return IndexCorruptError(f"product index at {folder}: {part} is damaged ({detail}); {rebuild_hint(folder)}")
 
 
-def required(folder: Path, name: str) -> Path:
-    """`folder / name`, which the index cannot do without (IndexCorruptError naming it when it is missing)."""
+def read_part(folder: Path, name: str, read):
+    """`read(path)` of the file `name`, which the index cannot do without: missing or damaged, it is reported as
+    IndexCorruptError naming it."""
     path = folder / name
     if not path.is_file():
         raise IndexCorruptError(f"product index at {folder} is incomplete: {name} is missing; {rebuild_hint(folder)}")
-    return path
-
-
-def read_part(folder: Path, name: str, read):
-    """`read(path)` of the file `name`, its damage reported as IndexCorruptError naming it."""
-    path = required(folder, name)
     try:
         return read(path)
     except IndexCorruptError:

@@ -30,7 +30,6 @@ from pathlib import Path
 from lookalike.products.errors import (
     DAMAGED,
     MANIFEST,
-    REBUILD,
     IndexCorruptError,
     IndexMissingError,
     damaged,
@@ -45,7 +44,7 @@ from lookalike.vectors import index_folder
 from lookalike.vectors.stores import VectorStore, open_store
 
 __all__ = [
-    "CATALOG", "FORMAT", "HEAD", "MANIFEST", "REBUILD", "ROW_FIELDS", "TUNED_BACKBONE", "CatalogRows",
+    "CATALOG", "FORMAT", "HEAD", "MANIFEST", "ROW_FIELDS", "TUNED_BACKBONE", "CatalogRows",
     "IndexCorruptError", "IndexManifest", "IndexMissingError", "LoadedIndex", "backup_dir", "damaged",
     "index_exists", "load_index", "locate", "read_manifest", "rebuild_hint", "write_head", "write_rows",
 ]
