@@ -31,6 +31,9 @@ def add_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--auth", help="USER:PASS required to open the app")
+    parser.add_argument("--admin-token", default=None,
+                        help="turn management on: the token the admin signs in with, or sends as 'Authorization: "
+                        "Bearer TOKEN' (else LOOKALIKE_ADMIN_TOKEN; neither: the app is read-only)")
     parser.add_argument("--max-file-size", default="10mb", help="largest upload accepted, e.g. 10mb")
     parser.add_argument("--concurrency", type=int, default=os.environ.get("LOOKALIKE_CONCURRENCY", "2"),
                         help="requests processed at once (LOOKALIKE_CONCURRENCY)")
@@ -48,7 +51,11 @@ def serve(args: argparse.Namespace) -> None:
     from lookalike.products.parts.thumbnails import FOLDER as THUMBNAILS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from lookalike.app.admin import Admin
+
+    admin = Admin.from_options(args.admin_token)  # a bad token stops the start, before any model loads
     services = load_services(args.index, args.catalog, args.faces_index)
+    services.admin = admin
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     demo = build_demo(services)
     served = product_index_dir(args.index, args.catalog)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.app import demo
+from lookalike.app.admin import Admin
 from lookalike.faces.gallery_manifest import MANIFEST, GalleryManifest
 from lookalike.faces.live import LiveGallery
 from lookalike.faces.verify import FaceVerifier
@@ -137,6 +138,7 @@ class Services:
     face_models: list[str]
     verifiers: Instances[str, FaceVerifier] = field(default_factory=lambda: Instances(FaceVerifier))
     face_gallery: LiveGallery | None = None  # `--faces-index`, followed on disk: the people the third tab searches
+    admin: Admin = field(default_factory=lambda: Admin(None))  # who may change data; off: read-only
 
     def verifier(self, name: str) -> FaceVerifier:
         """The face model `name`, loaded on its first request and shared by every one after."""
