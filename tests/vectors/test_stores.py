@@ -107,3 +107,21 @@ def test_store_addresses_parse_or_say_what_is_wrong(tmp_path: Path) -> None:
             parse_store(address)
     with pytest.raises(StoreError, match="float32, float16"):
         create_store(parse_store("annoy?dtype=int8"), tmp_path, DIM, 4, "x")
+
+
+def test_a_zero_tree_annoy_store_is_searched_exactly_and_writes_no_forest(tmp_path: Path) -> None:
+    ids, vectors, categories, queries = _data()
+    store = AnnoyStore(tmp_path / "exact", DIM, trees=0)
+    store.add(ids, vectors, categories)
+    entry = store.persist()
+    assert not list((tmp_path / "exact").glob("*.ann")) and "search_k_per_candidate" not in entry
+    reopened = AnnoyStore.open(tmp_path / "exact", entry)
+    _, truth = nearest(vectors, queries, 10)
+    for query, expected in zip(queries, truth, strict=True):
+        assert list(reopened.search(query, 10).ids) == list(ids[expected])
+    hats = reopened.search(queries[0], 5, category=CATEGORIES[2])
+    assert hats.categories == [CATEGORIES[2]] * 5
+    reopened.delete(ids[:1])
+    with pytest.raises(StoreError, match="persist"):
+        reopened.search(queries[0], 5)
+    reopened.close()

@@ -10,6 +10,8 @@ Nothing is read into memory at load: the OS pages in the rows a query touches, s
 catalog (5 GB as float32, 2.5 GB as float16) costs the app what its queries use, not the file size.
 Annoy forests cannot change once built, so `add` / `delete` edit the rows in memory and `persist`
 rebuilds the forests (seeded: the same rows give the same files) and measures how hard to search them.
+A store of 0 trees has no forest and is searched exactly: for an index read by id or scanned whole (the
+people index), where a forest and its tuning would be most of an update's time and never used.
 
 The manifest entry records each file's size (`file_sizes`), checked at `open`: Annoy loads a forest cut short at a
 node boundary without complaint and then reads past its nodes, so a truncated file must be caught before.
@@ -56,6 +58,7 @@ class AnnoyStore(VectorStore):
         self._names: list[str] = []
         self._forests: dict[int | None, AnnoyIndex] = {}
         self._effort = trees
+        self._stale = True  # rows changed since the last persist (or never persisted): not searchable
 
     @classmethod
     def open(cls, folder: Path, entry: dict) -> AnnoyStore:
@@ -79,13 +82,14 @@ class AnnoyStore(VectorStore):
         store._ids, store._vectors, store._codes = arrays["ids"], arrays["vectors"], arrays["categories"]
         store._names = list(entry["categories"])
         store._effort = entry.get("search_k_per_candidate", store.trees)
+        store._stale = False
         count = entry.get("items")
         if store._vectors.shape != (count, store.dim) or len(store._ids) != count or len(store._codes) != count:
             raise StoreError(
                 f"annoy store at {folder} is inconsistent: its manifest says {count} x {store.dim}, the files hold "
                 f"{store._vectors.shape} vectors, {len(store._ids)} ids and {len(store._codes)} categories"
             )
-        for number in [None, *range(len(store._names))]:
+        for number in [None, *range(len(store._names))] if store.trees else []:
             forest = AnnoyIndex(store.dim, METRIC)
             try:
                 forest.load(str(_forest(folder, number)), prefault=False)
@@ -93,7 +97,7 @@ class AnnoyStore(VectorStore):
                 name = _forest(folder, number).name
                 raise StoreError(f"annoy store at {folder}: cannot load {name} ({exc})") from None
             store._forests[number] = forest
-        if store._forests[None].get_n_items() != count:
+        if store.trees and store._forests[None].get_n_items() != count:
             raise StoreError(f"annoy store at {folder}: all.ann holds {store._forests[None].get_n_items()} of {count}")
         return store
 
@@ -112,12 +116,12 @@ class AnnoyStore(VectorStore):
         self._ids = np.concatenate([self._ids, ids])[order]
         self._vectors = np.concatenate([np.asarray(self._vectors, np.float32), vectors])[order]
         self._codes = np.concatenate([self._codes, codes])[order]
-        self._forests = {}  # stale until persist
+        self._forests, self._stale = {}, True  # until persist
 
     def delete(self, ids: Sequence[int]) -> None:
         keep = ~np.isin(self._ids, np.asarray(ids, np.int64))
         self._ids, self._vectors, self._codes = self._ids[keep], np.asarray(self._vectors)[keep], self._codes[keep]
-        self._forests = {}
+        self._forests, self._stale = {}, True
 
     def _rows(self, ids: Sequence[int]) -> np.ndarray:
         ids = np.asarray(ids, np.int64)
@@ -129,14 +133,27 @@ class AnnoyStore(VectorStore):
         return rows
 
     def search(self, vector: np.ndarray, k: int, category: str | None = None) -> Found:
-        if not self._forests:
+        if self._stale:
             raise StoreError("the annoy store changed since it was persisted: call persist() before searching")
         if category is not None and category not in self._names:
             return Found(np.zeros(0, np.int64), np.zeros(0, np.float32), [])
-        forest = self._forests[None if category is None else self._names.index(category)]
-        wanted = candidate_count(k)
-        rows, cosines = annoy_top_k(forest, self._vectors, vector, k, wanted, wanted * self._effort)
+        number = None if category is None else self._names.index(category)
+        if self.trees:
+            wanted = candidate_count(k)
+            rows, cosines = annoy_top_k(self._forests[number], self._vectors, vector, k, wanted, wanted * self._effort)
+        else:
+            rows, cosines = self._exact(vector, k, number)
         return Found(np.asarray(self._ids[rows]), cosines, [self._names[c] for c in self._codes[rows]])
+
+    def _exact(self, vector: np.ndarray, k: int, number: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cosines) of the k nearest rows (of category `number`), scanned in chunks."""
+        rows = np.arange(len(self._ids)) if number is None else np.flatnonzero(np.asarray(self._codes) == number)
+        cosines = np.empty(len(rows), np.float32)
+        for start in range(0, len(rows), EXPORT_CHUNK):
+            chunk = rows[start : start + EXPORT_CHUNK]
+            cosines[start : start + len(chunk)] = np.asarray(self._vectors[chunk], np.float32) @ vector
+        order = np.argsort(-cosines, kind="stable")[:k]
+        return rows[order], cosines[order]
 
     def count(self) -> int:
         return len(self._ids)
@@ -155,10 +172,10 @@ class AnnoyStore(VectorStore):
         np.save(self.folder / "vectors.npy", vectors.astype(self.dtype))
         np.save(self.folder / "categories.npy", np.asarray(self._codes))
         rows = np.arange(len(vectors))
-        for number in [None, *range(len(self._names))]:
+        for number in [None, *range(len(self._names))] if self.trees else []:
             build_annoy(vectors, rows if number is None else rows[self._codes == number], self.trees,
                         _forest(self.folder, number))
-        tuning = tune_search_k(vectors, self.trees, candidate_count(RECALL_K))
+        tuning = tune_search_k(vectors, self.trees, candidate_count(RECALL_K)) if self.trees else {}
         entry = {"kind": self.kind, "uri": None, "dim": self.dim,  # the store lives in the index folder
                  "items": len(rows), "trees": self.trees, "dtype": self.dtype,
                  "categories": list(self._names), **tuning,
@@ -174,4 +191,4 @@ class AnnoyStore(VectorStore):
     def close(self) -> None:
         for forest in self._forests.values():
             forest.unload()
-        self._forests = {}
+        self._forests, self._stale = {}, True
