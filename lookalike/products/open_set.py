@@ -1,0 +1,225 @@
+"""Whether a query shows something the catalog sells: an in-catalog score in [0, 1] and its yes/no.
+
+A search always returns the nearest items, so a photo of a watch searched in a catalog of milk cartons still
+gets cartons. Two cues say how far the query is from anything the catalog holds, both from vectors search has
+anyway:
+
+- the top hit's cosine;
+- the cosine to the nearest category centroid, in standard units of that category's own photos' cosines to it
+  (how close alike photos are differs by kind: cartons of different products are closer than two photos of
+  one kind of shirt).
+
+A logistic fit with non-negative weights (closer is never less likely in the catalog) maps them to the
+probability that the query's kind is in the catalog. It is fitted at build on the catalog itself by
+leave-one-category-out (`fit`): every sampled catalog photo is an unknown query once, its whole category taken
+out of the catalog (the catalog has nothing like it), and a known query once, with a random other category and
+the photo itself taken out (the catalog has its kind but not it). The default threshold flags KNOWN_FLAGGED of
+those known queries, or less (`choose_threshold`). A catalog of one category (or too few photos to leave
+categories out) gets a one-class rule instead (`kind` "one-class"): the top hit's cosine against the catalog's
+own nearest-photo cosines. Which cues, why these weights' signs, and the measured figures: docs/product-search.md
+and docs/benchmarks.md (open-set search).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Catalog photos sampled as queries: as the similarity calibration (a second or two on a large catalog).
+SAMPLE = 2000
+#: Fewer leave-one-category-out queries of either side than this: the one-class rule.
+MIN_QUERIES = 8
+#: Share of the left-out known queries the default threshold flags (`choose_threshold`).
+KNOWN_FLAGGED = 0.02
+#: The one-class rule: a query as close to the catalog as this share of its own photos are to their nearest
+#: other photo scores 0.5.
+ONE_CLASS_QUANTILE = 0.02
+#: The L2 penalty of the fit (standardised features).
+C = 1.0
+FEATURES = ("top1", "centroid_z")
+CHUNK = 256
+EPS = 1e-3
+#: The smallest spread a category's cosines are measured in (near-identical photos would put any new photo
+#: thousands of units away), and the most units the feature counts.
+SPREAD_FLOOR = 0.01
+Z_LIMIT = 8.0
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Per category (the fit's class order): its unit centroid, and its photos' cosines to it (mean, sd)."""
+
+    classes: list[str]
+    centroids: np.ndarray  # [categories, dim]
+    table: np.ndarray  # [categories, 2]: mean and sd of a photo's cosine to its category's centroid without it
+
+    def features(self, top1: np.ndarray, centroid_cos: np.ndarray) -> np.ndarray:
+        """[n, len(FEATURES)] from each query's top hit's cosine [n] and its cosine to every centroid
+        [n, categories] (-inf for a category not in the catalog)."""
+        best = centroid_cos.argmax(1)
+        units = (centroid_cos[np.arange(len(best)), best] - self.table[best, 0]) / self.table[best, 1]
+        return np.stack([top1, np.clip(units, -Z_LIMIT, Z_LIMIT)], axis=1)
+
+
+@dataclass(frozen=True)
+class InCatalog:
+    """The fitted decision: standardised features -> logistic score; `threshold` the default yes/no."""
+
+    kind: str  # "loco" (leave-one-category-out fit) or "one-class"
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+    threshold: float
+    report: dict  # what the fit saw: queries of each side, its own AUROC and rates at the threshold
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        logits = ((features - self.mean) / self.scale) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "features": list(FEATURES), "weights": [round(float(w), 6) for w in self.weights],
+                "bias": round(self.bias, 6), "mean": [round(float(m), 6) for m in self.mean],
+                "scale": [round(float(s), 6) for s in self.scale], "threshold": round(self.threshold, 4),
+                "fit": self.report}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> InCatalog:
+        if list(entry.get("features", [])) != list(FEATURES):
+            raise ValueError(f"in-catalog features {entry.get('features')} are not this version's {list(FEATURES)}")
+        return cls(entry["kind"], np.asarray(entry["weights"]), float(entry["bias"]), np.asarray(entry["mean"]),
+                   np.asarray(entry["scale"]), float(entry["threshold"]), entry.get("fit", {}))
+
+
+def _sums(vectors: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    sums = np.zeros((count, vectors.shape[1]))
+    np.add.at(sums, codes, vectors)
+    return sums, np.bincount(codes, minlength=count)
+
+
+def _own_centroid_cos(rows: np.ndarray, codes: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each photo's cosine to its category's centroid without it (nan: it is its category's only photo)."""
+    others = sums[codes] - rows
+    cos = np.einsum("ij,ij->i", rows, others) / np.maximum(np.linalg.norm(others, axis=1), 1e-12)
+    return np.where(sizes[codes] > 1, cos, np.nan)
+
+
+def _spread(vectors: np.ndarray, codes: np.ndarray, classes: list[str]) -> Spread:
+    """Each category's centroid and its photos' cosines to it (a category of one photo: the whole catalog's)."""
+    sums, sizes = _sums(vectors, codes, len(classes))
+    own = _own_centroid_cos(vectors, codes, sums, sizes)
+    usable = np.isfinite(own)
+    overall = [float(own[usable].mean()), max(float(own[usable].std()), SPREAD_FLOOR)] if usable.sum() > 1 else [
+        0.0, 1.0]
+    table = []
+    for code in range(len(classes)):
+        mine = own[usable & (codes == code)]
+        table.append([float(mine.mean()), max(float(mine.std()), SPREAD_FLOOR)] if len(mine) > 1 else overall)
+    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return Spread(classes, centroids, np.asarray(table))
+
+
+def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.ndarray,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every sampled photo as an unknown query (its category left out) and, when its category has
+    another photo, as a known one (itself and a random other category left out); labels 1 = known."""
+    count = len(spread.classes)
+    sums, sizes = _sums(vectors, codes, count)
+    features, labels = [], []
+    for start in range(0, len(queries), CHUNK):
+        rows = queries[start:start + CHUNK]
+        own, n = codes[rows], len(rows)
+        scores = vectors[rows] @ vectors.T
+        centroid_cos = vectors[rows] @ spread.centroids.T
+        unknown = np.where(codes[None, :] == own[:, None], -np.inf, scores).max(1)
+        features.append(spread.features(unknown, np.where(np.arange(count) == own[:, None], -np.inf, centroid_cos)))
+        labels.append(np.zeros(n))
+        other = (own + rng.integers(1, count, n)) % count
+        scores[np.arange(n), rows] = -np.inf
+        known = np.where(codes[None, :] == other[:, None], -np.inf, scores).max(1)
+        centroid_cos[np.arange(n), other] = -np.inf
+        centroid_cos[np.arange(n), own] = _own_centroid_cos(vectors[rows], own, sums, sizes)
+        keep = sizes[own] > 1
+        features.append(spread.features(known, np.nan_to_num(centroid_cos, nan=-np.inf))[keep])
+        labels.append(np.ones(int(keep.sum())))
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def _logistic(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression with weights >= 0 (L-BFGS-B): each feature reads "closer", so the fit
+    may ignore one but never reward being farther (which the hardest left-out categories would teach it)."""
+    from scipy.optimize import minimize  # here: searching needs no scipy
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = features @ w[:-1] + w[-1]
+        residual = 1.0 / (1.0 + np.exp(-z)) - labels
+        value = np.sum(np.logaddexp(0.0, z) - labels * z) + 0.5 / C * np.sum(w[:-1] ** 2)
+        return float(value), np.r_[features.T @ residual + w[:-1] / C, residual.sum()]
+
+    count = features.shape[1]
+    fitted = minimize(loss, np.zeros(count + 1), jac=True, method="L-BFGS-B",
+                      bounds=[(0.0, None)] * count + [(None, None)])
+    return fitted.x[:-1], float(fitted.x[-1])
+
+
+def choose_threshold(known: np.ndarray, unknown: np.ndarray) -> float:
+    """The score below which KNOWN_FLAGGED of the left-out known queries fall (the rate at which a shopper's
+    photo of something the shop sells is told "nothing like this"), or lower: the cut that best tells the two
+    sides apart, when that is lower (two sides apart, it is midway between them). Not the balanced optimum
+    alone: the left-out categories are the hardest unknowns there are (oat milk left out of a catalog with soy
+    milk), so the balance between them flags a fifth of real queries, while a real query from elsewhere (a
+    watch in a grocery catalog) scores far below either."""
+    candidates = np.unique(np.concatenate([known, unknown]))
+    cuts = np.r_[candidates[0] - EPS, (candidates[1:] + candidates[:-1]) / 2, candidates[-1] + EPS]
+    balanced = (known[None, :] >= cuts[:, None]).mean(1) + (unknown[None, :] < cuts[:, None]).mean(1)
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float(min(np.quantile(known, KNOWN_FLAGGED), cuts[best[len(best) // 2]]))
+
+
+def fit(vectors: np.ndarray, labels: Sequence[str], seed: int = 0) -> tuple[Spread, InCatalog] | None:
+    """The in-catalog decision fitted on the catalog itself; None for a catalog of fewer than 3 photos."""
+    from sklearn.metrics import roc_auc_score  # here: searching needs no sklearn
+
+    if len(labels) < 3:
+        return None
+    vectors = np.asarray(vectors, np.float64)
+    classes, codes = np.unique(np.asarray(labels), return_inverse=True)
+    spread = _spread(vectors, codes, [str(c) for c in classes])
+    rng = np.random.default_rng(seed)
+    queries = np.sort(rng.choice(len(codes), size=min(SAMPLE, len(codes)), replace=False))
+    if len(classes) > 1:
+        features, known = _loco(vectors, codes, spread, queries, rng)
+        if min(known.sum(), (1 - known).sum()) >= MIN_QUERIES:
+            mean, scale = features.mean(0), np.maximum(features.std(0), EPS)
+            weights, bias = _logistic((features - mean) / scale, known)
+            fitted = InCatalog("loco", weights, bias, mean, scale, 0.5, {})
+            scores = fitted.score(features)
+            inside, outside = scores[known == 1], scores[known == 0]
+            threshold = choose_threshold(inside, outside)
+            report = {"known_queries": len(inside), "unknown_queries": len(outside), "categories": len(classes),
+                      "auroc": round(float(roc_auc_score(known, scores)), 4),
+                      "known_flagged": round(float((inside < threshold).mean()), 4),
+                      "unknown_flagged": round(float((outside < threshold).mean()), 4)}
+            return spread, InCatalog("loco", weights, bias, mean, scale, threshold, report)
+    return spread, _one_class(vectors, queries, len(classes))
+
+
+def _one_class(vectors: np.ndarray, queries: np.ndarray, categories: int) -> InCatalog:
+    """A catalog with nothing to leave out: the top hit's cosine against the catalog's own nearest-photo cosines,
+    0.5 at their ONE_CLASS_QUANTILE, rising by one unit of logit per quarter of their spread."""
+    nearest_other = np.empty(len(queries))
+    for start in range(0, len(queries), CHUNK):
+        rows = queries[start:start + CHUNK]
+        scores = vectors[rows] @ vectors.T
+        scores[np.arange(len(rows)), rows] = -np.inf
+        nearest_other[start:start + len(rows)] = scores.max(1)
+    cut, scale = float(np.quantile(nearest_other, ONE_CLASS_QUANTILE)), max(float(nearest_other.std()) / 4, EPS)
+    report = {"known_queries": len(queries), "unknown_queries": 0, "categories": categories}
+    return InCatalog("one-class", np.r_[1.0, 0.0], 0.0, np.r_[cut, 0.0], np.r_[scale, 1.0], 0.5, report)
+
+
+def query_features(spread: Spread, top1: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """The features of queries at search time: their top hit's cosine [n] and their vectors [n, dim]."""
+    return spread.features(np.asarray(top1, np.float64), np.asarray(vectors, np.float64) @ spread.centroids.T)

@@ -1,0 +1,71 @@
+"""The in-catalog decision: whether a query shows something of the catalog's kind (`products.open_set`: the
+score, fitted at build by leaving each category out in turn), on every search as `SearchResult.in_catalog` and
+`in_catalog_score`. It also keeps the shown similarity honest: a hit's similarity is the share of such pairs
+that share the category, and a query of a kind the catalog lacks shares it with none, so the hits of a query
+scored below the threshold have their calibrated similarity multiplied by score / threshold (a query above it
+keeps its figures as calibrated; one far below reads near 0). An index without this part answers None for both
+and shows the similarity as before; an update adds it (it needs nothing but the vectors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.products.errors import IndexCorruptError
+from lookalike.products.index import LoadedIndex
+from lookalike.products.open_set import InCatalog, Spread, fit, query_features
+from lookalike.products.options import BuildOptions
+from lookalike.products.parts.base import BuildContext, Part, Query
+from lookalike.products.results import Hit
+
+FILE = "open_set.npz"
+
+
+class OpenSet(Part):
+    name = "open_set"
+
+    def __init__(self, spread: Spread, decision: InCatalog) -> None:
+        self.spread, self.decision = spread, decision
+
+    @classmethod
+    def chosen(cls, options: BuildOptions, before, tuned: bool, preset: bool) -> bool:
+        return preset or before is not None  # an update of an index without it adds it
+
+    @classmethod
+    def write(cls, build: BuildContext, folder: Path) -> dict | None:
+        fitted = fit(build.embedded.vectors, build.labels)
+        if fitted is None:
+            return None
+        spread, decision = fitted
+        np.savez(folder / FILE, centroids=spread.centroids.astype(np.float32), table=spread.table,
+                 classes=np.asarray(spread.classes))
+        return decision.to_dict()
+
+    @classmethod
+    def open(cls, index: LoadedIndex, entry: dict, current: Part | None = None) -> OpenSet:
+        path = index.folder / FILE
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                spread = Spread([str(c) for c in saved["classes"]], saved["centroids"].astype(np.float64),
+                                saved["table"])
+            return cls(spread, InCatalog.from_dict(entry))
+        except (OSError, KeyError, ValueError) as exc:
+            raise IndexCorruptError(f"{path} is damaged or missing ({exc}); rebuild the index") from None
+
+    def pool(self, query: Query) -> int:
+        return 1
+
+    def vote(self, probs: np.ndarray, query: Query) -> np.ndarray:
+        """Decides from the nearest item and the centroids (last of the votes); the ranking is unchanged."""
+        features = query_features(self.spread, query.neighbours.cosines[:1], query.vector[None])
+        score = float(self.decision.score(features)[0])
+        query.result.update(in_catalog=score >= self.decision.threshold, in_catalog_score=round(score, 4))
+        return probs
+
+    def annotate(self, hits: list[Hit], rows: list[dict], query: Query) -> None:
+        score = query.result.get("in_catalog_score")
+        if score is not None and score < self.decision.threshold:
+            gate = score / self.decision.threshold
+            for hit in hits:
+                hit.similarity = round(hit.similarity * gate, 4)
