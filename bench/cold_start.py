@@ -31,12 +31,14 @@ def free_port() -> int:
 
 @contextmanager
 def launched_app(
-    index_dir: Path | None, timeout: float = 300.0, env: dict[str, str] | None = None, args: Sequence[str] = ()
+    index_dir: Path | None, timeout: float = 300.0, env: dict[str, str] | None = None, args: Sequence[str] = (),
+    root: Path = REPO_ROOT,
 ) -> Iterator[tuple[str, float]]:
     """Run the app on a free localhost port; yield its URL and the seconds it took to answer.
 
     `index_dir` None starts it with no index option (the demo catalog); `env` adds to the environment (a
-    catalog to index at start-up, an upload TTL, an empty cache folder, ...); `args` adds options.
+    catalog to index at start-up, an upload TTL, an empty cache folder, ...); `args` adds options; `root`: the
+    copy of the code whose `app.py` runs (a baseline's, to compare with).
     """
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
@@ -46,7 +48,7 @@ def launched_app(
     # output goes to a file, not a pipe: a chatty app never blocks on a full pipe
     with tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             while True:
                 if time.perf_counter() - start > timeout:

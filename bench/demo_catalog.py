@@ -101,7 +101,7 @@ def build(catalog: Path, out: Path, extra: list[str]) -> tuple[float, float, dic
 def score(index: Path, queries: list[CatalogItem]) -> dict[str, tuple[int, float]]:
     """(n, top-1) of each query group, scored by `quality` as eval-products does (plain vector search)."""
     searcher = ProductSearcher.load(index)
-    embedded = embed_catalog(queries, searcher.embedder, show_bar=False)
+    embedded = embed_catalog(queries, searcher.embedder.for_queries(), show_bar=False)  # as search embeds them
     view = searcher.part("head_view")
     views = None if view is None else embed_again(embedded, view.embedder, show_bar=False)
     groups = {

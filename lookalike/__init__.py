@@ -40,6 +40,10 @@ _EXPORTS = {
     "GalleryError": "lookalike.faces.gallery_index",
     "MemoryGallery": "lookalike.faces.memory_gallery",
     "build_gallery": "lookalike.faces.gallery_build",
+    # people: a photo collection's faces grouped, named and corrected
+    "cluster_faces": "lookalike.faces.people_build",
+    "People": "lookalike.faces.people_index",
+    "PeopleError": "lookalike.faces.people_index",
     # shared
     "load_image": "lookalike.images.loading",
     "ImageError": "lookalike.images.loading",

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw
 
 BOX_COLOURS = ("#16a34a", "#9ca3af")  # chosen face, other faces
+#: What the CLI and the product tab say when a search's in-catalog decision is no (`SearchResult.in_catalog`).
+NOT_IN_CATALOG = "Nothing like this in the catalog; the closest items are below"
 
 
 def similarity_percent(similarity: float) -> str:

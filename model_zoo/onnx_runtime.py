@@ -95,10 +95,17 @@ def pre_logits(net: nn.Module) -> nn.Module:
     return _PreLogits(net).eval()
 
 
-def export_product_network(net: nn.Module, size: int, config: dict[str, Any], folder: Path) -> OnnxSession | None:
-    """The ONNX twin of `net`'s pre-logits features at `size` px (see `onnx_twin`); None keeps torch."""
+def export_product_network(
+    net: Callable[[], nn.Module], size: int, config: dict[str, Any], folder: Path
+) -> OnnxSession | None:
+    """The ONNX twin of the pre-logits features of the network `net()` gives, at `size` px (see `onnx_twin`);
+    None keeps torch. `net` is called only when the export is not yet made and checked."""
+    name, key = str(config.get("name", "model")), {**config, "size": size}
+    checked = verified_export(export_path(name, key, folder), name)
+    if checked is not None:
+        return checked
     return onnx_twin(
-        pre_logits(net), str(config.get("name", "model")), {**config, "size": size}, folder,
+        pre_logits(net()), name, key, folder,
         example=torch.zeros(2, 3, size, size), probe=torch.randn(3, 3, size, size, generator=_seeded()),
         matches=lambda expected, found: min_cosine(expected[0], found[0]) >= EXPORT_MIN_COSINE,
     )
@@ -117,12 +124,12 @@ def onnx_twin(
 ) -> OnnxSession | None:
     """`module` (one input, one or more outputs) exported to ONNX once into `folder`, keyed by `key`
     and the torch version, and checked on `probe`: `matches(torch outputs, onnx outputs)`. None when it
-    cannot be made or does not match, so the caller keeps torch. `dynamic`: the input's free axes;
-    `threads`: see `OnnxSession`."""
-    digest = hashlib.sha256(
-        json.dumps({**key, "torch": torch.__version__, "opset": OPSET}, sort_keys=True, default=str).encode()
-    ).hexdigest()[:16]
-    path = folder / f"{name.replace('/', '_')}-{key.get('size', 'any')}-{digest}.onnx"
+    cannot be made or does not match, so the caller keeps torch; an export checked before is used without
+    running `module` again (`verified_export`). `dynamic`: the input's free axes; `threads`: see `OnnxSession`."""
+    path = export_path(name, key, folder)
+    checked = verified_export(path, name, threads)
+    if checked is not None:
+        return checked
     with torch.inference_mode():
         expected = module(probe)
     expected = [t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))]
@@ -150,7 +157,51 @@ def onnx_twin(
     if not shapes_match or not matches(expected, found):
         path.unlink(missing_ok=True)
         return None
+    _mark_verified(path)
     return session
+
+
+def export_path(name: str, key: dict[str, Any], folder: Path) -> Path:
+    """Where `onnx_twin` keeps the export of `name` for `key` (and the torch version and opset)."""
+    digest = hashlib.sha256(
+        json.dumps({**key, "torch": torch.__version__, "opset": OPSET}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    return folder / f"{name.replace('/', '_')}-{key.get('size', 'any')}-{digest}.onnx"
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
+def _mark_verified(path: Path) -> None:
+    """Record that this very file (its size and modification time) matched torch on the probe."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.verified.tmp")
+    try:
+        tmp.write_text(_stamp(path))
+        os.replace(tmp, _marker(path))
+    except OSError:  # a read-only cache: the next start checks the export again, as before
+        tmp.unlink(missing_ok=True)
+
+
+def verified_export(path: Path, name: str, threads: int | None = None) -> OnnxSession | None:
+    """The export at `path` when an earlier run checked it against torch and the file is unchanged since, so a
+    start-up neither runs the torch network on the probe nor (for a product embedder) folds its norms again:
+    that check was a fifth of the app's start (docs/benchmarks.md, "Stage times"). None otherwise."""
+    try:
+        if _marker(path).read_text() != _stamp(path):
+            return None
+    except OSError:
+        return None
+    try:
+        return OnnxSession(path, f"the ONNX export of {name}", threads)
+    except WeightsUnavailableError:  # damaged since: made and checked again
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _seeded() -> torch.Generator:

@@ -12,6 +12,7 @@ a product and its mirror are the same product.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Sequence
@@ -48,6 +49,10 @@ __all__ = ["DEFAULT_PRODUCT_MODEL", "ProductEmbedder", "create_embedder", "list_
 #: grows), so 16 (32 rows with the mirror images); docs/experiments/product-embedder.md.
 DEFAULT_BATCH = 16
 GPU_BATCH = 64
+#: Whether a query photo is embedded with its mirror image too. Off: on held-out queries of the default build
+#: the catalog's mirror-averaged vectors found the same items from the photo alone (exact-product recall@1 and
+#: category top-1 within noise) for half the query's network time (issue 37; docs/benchmarks.md, "Stage times").
+QUERY_MIRROR = False
 BACKENDS = ("auto", "onnx", "torch")
 TF_LITE_NORM = (0.5, 0.5, 0.5)
 _threads_lock = threading.Lock()
@@ -87,9 +92,8 @@ class ProductEmbedder:
         _set_threads()
         self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
         self.weights = weights
-        # `model` stays as loaded (fine-tuning copies it); queries run through a copy with its norms folded
-        probe = torch.randn(2, 3, preprocess.size, preprocess.size, generator=torch.Generator().manual_seed(0))
-        self._net = fold_batchnorm(self.model, probe)
+        self._folded: nn.Module | None = None
+        self._fold_lock = threading.Lock()
         # pre-logits width: wider than num_features where a head adds a hidden layer (MobileNetV3: 1280 vs 960)
         self.dim: int = getattr(model, "head_hidden_size", None) or model.num_features
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -97,9 +101,18 @@ class ProductEmbedder:
         self.batch_size = GPU_BATCH if on_gpu else DEFAULT_BATCH
         # a GPU runs the network in torch; onnxruntime is the CPU's fast path
         self._onnx = None if on_gpu else self._onnx_twin(backend or os.environ.get("LOOKALIKE_BACKEND", "auto"))
-        self._net = self._net.to(self.device)
-        self._features = pre_logits(self._net)  # what the torch path runs
         self.backend = "onnxruntime" if self._onnx is not None else "torch"
+
+    @property
+    def _net(self) -> nn.Module:
+        """`model` with its norms folded, on the device: what the torch path and the export run (`model` stays as
+        loaded: fine-tuning copies it). Made on first use: a start whose export was checked before never needs it."""
+        with self._fold_lock:
+            if self._folded is None:
+                size = self.preprocess.size
+                probe = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+                self._folded = fold_batchnorm(self.model, probe).to(self.device)
+            return self._folded
 
     def _onnx_twin(self, backend: str) -> OnnxSession | None:
         if backend not in BACKENDS:
@@ -107,7 +120,7 @@ class ProductEmbedder:
         if backend == "torch":
             return None
         key = fingerprint(self.config)  # a checkpoint rewritten in place gets a new export
-        session = export_product_network(self._net, self.preprocess.size, key, cache_dir() / "onnx")
+        session = export_product_network(lambda: self._net, self.preprocess.size, key, cache_dir() / "onnx")
         if session is None and backend == "onnx":
             raise WeightsUnavailableError(f"{self.name} cannot run in onnxruntime here (export failed or differs)")
         return session
@@ -138,7 +151,7 @@ class ProductEmbedder:
         else:
             with torch.inference_mode():
                 pixels_in = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-                features = self._features(pixels_in).float().cpu().numpy()
+                features = pre_logits(self._net)(pixels_in).float().cpu().numpy()
         if self.flip:
             features = features[: len(pixels)] + features[len(pixels) :]
         return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
@@ -151,6 +164,16 @@ class ProductEmbedder:
             for start in range(0, len(images), step)
         ]
         return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, self.dim), np.float32)
+
+    def for_queries(self) -> ProductEmbedder:
+        """This embedder as search embeds a query photo: the same network, with the mirror image only when
+        QUERY_MIRROR says so (the catalog's vectors keep theirs). Its `config` says which, so an evaluation's
+        cached query vectors are its own."""
+        if self.flip == QUERY_MIRROR:
+            return self
+        twin = copy.copy(self)
+        twin.flip = QUERY_MIRROR
+        return twin
 
     @torch.inference_mode()
     def classify(self, images: Sequence[Pixels]) -> np.ndarray:

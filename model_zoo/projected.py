@@ -9,6 +9,7 @@ CKPT`: unit vectors, as the index stores them).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,15 @@ class ProjectedProductEmbedder:
 
     def embed(self, images: Sequence, batch_size: int | None = None) -> np.ndarray:
         return self._head.project(self.backbone.embed(images, batch_size)) / self._head.alpha
+
+    def for_queries(self) -> ProjectedProductEmbedder:
+        """This embedder as search embeds a query: through the backbone's query twin (`ProductEmbedder.for_queries`)."""
+        queries = self.backbone.for_queries()
+        if queries is self.backbone:
+            return self
+        twin = copy.copy(self)
+        twin.backbone, twin.config = queries, {**self.config, "flip": queries.flip}
+        return twin
 
 
 @register(

@@ -86,6 +86,12 @@ def test_api_search_returns_the_cli_json(client, app_url: str, data_root: Path) 
     assert len(found["results"]) == 30 and found["results"][0]["rank"] == 1
     assert set(found["results"][0]) == {"rank", "photo", "category", "product_id", "title", "price", "url",
                                         "similarity", "cosine", "distance", "inliers", "shared_words"}
+    assert found["in_catalog"] is True and 0.0 <= found["in_catalog_score"] <= 1.0
+    watch = data_root / "products" / "watches" / "myntra_10109.jpg"  # the demo catalog sells no watches
+    UPLOADED.add(watch.name)
+    elsewhere = client.predict(handle_file(str(watch)), 30, "category", api_name="/search")
+    assert elsewhere["in_catalog"] is False and len(elsewhere["results"]) == 30  # the closest items still come
+    assert elsewhere["results"][0]["similarity"] < 0.2
     first = found["results"][0]
     assert not Path(first["photo"]).is_absolute() and first["photo"].startswith("milk/")  # relative to the catalog
     assert first["title"] and 0.0 <= first["similarity"] <= 1.0 and -1.0 <= first["cosine"] <= 1.0
@@ -258,6 +264,7 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
             page, app_url, "Product search", {"#query": query}, "#search-btn",
             lambda: expect(results).to_have_count(30, timeout=15_000),
         )
+        expect(page.locator("#not-in-catalog")).not_to_contain_text("Nothing like this")
         page.locator("#results img").first.click()  # the preview shows the item's caption
         expect(page.locator("#results .caption-label").first).to_contain_text("%", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "product_search.png"), full_page=True)
@@ -275,6 +282,18 @@ def test_browser_both_tabs(app_url: str, data_root: Path) -> None:
         width, height = explanation.evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert width > 1.5 * height, "the query and the catalog photo side by side"
         page.screenshot(path=str(ARTIFACTS / "match_explanation.png"), full_page=True)
+
+        # a watch: the demo catalog sells none, so the page says so above the closest items
+        watch = data_root / "products" / "watches" / "myntra_10109.jpg"
+        UPLOADED.add(watch.name)
+        page.goto(app_url)
+        _upload_and_click(
+            page, app_url, "Product search", {"#query": watch}, "#search-btn",
+            lambda: expect(results).to_have_count(30, timeout=15_000),
+        )
+        expect(page.locator("#not-in-catalog")).to_contain_text("Nothing like this in the catalog", timeout=10_000)
+        expect(page.get_by_text("not confident")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "not_in_catalog.png"), full_page=True)
 
         verdict = page.locator("#verdict")
         _upload_and_click(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 from gradio.data_classes import FileData
 
+from lookalike.app.manage_page import add_manage_api
 from lookalike.app.services import Services
 from lookalike.app.uploads import read_upload, user_errors
 from model_zoo import DEFAULT_FACE_MODEL
@@ -57,3 +58,4 @@ def add_api(services: Services) -> None:
     gr.api(verify, api_name="verify")
     gr.api(identify, api_name="identify")
     gr.api(status, api_name="status")
+    add_manage_api(services)  # add_item, update_item, remove_item, catalog_status: admin only

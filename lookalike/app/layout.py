@@ -9,7 +9,9 @@ import gradio as gr
 
 from lookalike.app.api import add_api
 from lookalike.app.faces import make_verify, rejudge, threshold_slider
+from lookalike.app.manage_page import manage_tab
 from lookalike.app.people import SESSION_TTL_S, gallery_name, gallery_threshold, make_people
+from lookalike.app.people_tab import people_tab
 from lookalike.app.products import index_status, make_explain, make_search, product_examples
 from lookalike.app.services import Services
 from lookalike.app.uploads import UPLOAD_SOURCES, UPLOAD_TTL_S
@@ -51,6 +53,7 @@ def build_demo(services: Services) -> gr.Blocks:
                     search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
                     categories = gr.Label(num_top_classes=5, label="Predicted category")
                 with gr.Column(scale=2):
+                    catalog_note = gr.Markdown(elem_id="not-in-catalog")  # the in-catalog decision's "no"
                     gallery = gr.Gallery(
                         label="Most similar catalog items", columns=6, height="auto", elem_id="results"
                     )
@@ -62,7 +65,7 @@ def build_demo(services: Services) -> gr.Blocks:
                 gr.Examples([[{"background": p, "layers": [], "composite": p}] for p in examples], [query])
             query_state = gr.State(None)  # the query's vector and keypoints, never the photo
             details = gr.State([])
-            outputs = [categories, gallery, details_md, details, query_state]
+            outputs = [categories, gallery, details_md, details, query_state, catalog_note]
             search_btn.click(
                 search, [query, scope, top_k, verify_hits], outputs, preprocess=False, api_name="search_ui",
                 api_visibility="private",
@@ -110,6 +113,8 @@ def build_demo(services: Services) -> gr.Blocks:
             threshold.release(rejudge, [summary, threshold], verdict, api_visibility="private")
         with gr.Tab("Find a person"):
             _people_tab(services)
+        people_tab(services)  # only with --people-index; its corrections only for the admin
+        manage_tab(services)  # only when management is on, and shown after the admin signs in
         add_api(services)
     return demo
 
@@ -145,7 +150,8 @@ def _people_tab(services: Services) -> None:
         top_k = gr.Slider(1, 10, value=5, step=1, label="Matches per face")
     find_btn = gr.Button("Find", variant="primary", elem_id="find-btn")
     decisions = gr.Markdown(elem_id="decisions")
-    matches = gr.Gallery(label="Best matches", columns=8, height=200, allow_preview=False, elem_id="matches")
+    matches = gr.Gallery(label="Best matches", columns=10, height=150, object_fit="contain", allow_preview=False,
+                         elem_id="matches")
     summary = gr.State(None)  # the faces' distances, never the photo
     find_btn.click(identify, [probe, own, threshold, top_k], [boxed, decisions, matches, summary],
                    preprocess=False, api_name="identify_ui", api_visibility="undocumented")

@@ -44,16 +44,23 @@ def _gallery_view(gallery: MemoryGallery) -> list[tuple[Image.Image, str]]:
     return [(face.aligned, face.photo) for face in gallery.faces if face.aligned is not None]
 
 
+MATCH_PX = 96  # "Best matches" thumbnails: small faces, captioned with the name and distance
+
+
 def _match_picture(match) -> Image.Image | None:
-    """The gallery face a match names: its aligned crop (a session gallery), else cut from its photo."""
+    """The gallery face a match names, as a small thumbnail: its aligned crop (a session gallery), else cut
+    from its photo."""
     if match.aligned is not None:
-        return match.aligned
-    try:
-        photo = load_image(match.photo, name="a gallery photo")
-    except (OSError, ValueError):
-        return None
-    left, top, right, bottom = match.box
-    return photo.crop((int(left), int(top), int(right), int(bottom)))
+        picture = match.aligned.copy()
+    else:
+        try:
+            photo = load_image(match.photo, name="a gallery photo")
+        except (OSError, ValueError):
+            return None
+        left, top, right, bottom = match.box
+        picture = photo.crop((int(left), int(top), int(right), int(bottom)))
+    picture.thumbnail((MATCH_PX, MATCH_PX))
+    return picture
 
 
 def _summary(result: IdentifyResult) -> dict:
@@ -99,7 +106,7 @@ def make_people(services: Services) -> tuple[Callable, Callable, Callable, Calla
         boxes = [face.box for face in result.faces]
         boxed = draw_named_boxes(image, boxes, [str(n) for n in range(1, len(boxes) + 1)], [True] * len(boxes))
         matches = [
-            (picture, f"face {number}: {m.person} · distance {m.distance:.3f}")
+            (picture, f"{m.person} · {m.distance:.3f}" + (f" (face {number})" if len(result.faces) > 1 else ""))
             for number, face in enumerate(result.faces, start=1)
             for m in face.matches
             if (picture := _match_picture(m)) is not None

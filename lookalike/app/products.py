@@ -11,11 +11,13 @@ import gradio as gr
 
 from lookalike.app.services import Services
 from lookalike.app.uploads import read_upload, toast_errors
-from lookalike.presentation import hit_caption, hit_details, match_note, words_read
+from lookalike.presentation import NOT_IN_CATALOG, hit_caption, hit_details, match_note, words_read
 from lookalike.products.results import SearchResult
 
-#: What the search handlers fill: categories, gallery, details line, hits' details, stored query.
-SEARCH_OUTPUTS = 5
+#: What the search handlers fill: categories, gallery, details line, hits' details, stored query, and the line
+#: above the gallery saying the catalog has nothing like the query.
+SEARCH_OUTPUTS = 6
+CATEGORY_LABEL = "Predicted category"
 
 
 def _gallery(result: SearchResult) -> list[tuple[str, str]]:
@@ -55,7 +57,11 @@ def _results(result: SearchResult, query_state: tuple):
     # what a shopper may see (no server paths), and the item id to explain a match with
     details = [{**summary, "id": hit.id} for summary, hit in zip(result.summary()["results"], result.results,
                                                                 strict=True)]
-    return labels, _gallery(result), "Select an item to see its details." + read, details, query_state
+    unknown = result.in_catalog is False  # None: an index built without the decision
+    categories = gr.Label(labels, label=f"{CATEGORY_LABEL}: not confident, nothing like this in the catalog"
+                          if unknown else CATEGORY_LABEL)
+    note = f"**{NOT_IN_CATALOG}.**" if unknown else ""
+    return categories, _gallery(result), "Select an item to see its details." + read, details, query_state, note
 
 
 def make_explain(services: Services) -> Callable:

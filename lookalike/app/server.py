@@ -26,7 +26,11 @@ def add_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "(LOOKALIKE_CATALOG; into --index, default ./index)")
     parser.add_argument("--faces-index", type=Path, default=os.environ.get("LOOKALIKE_FACES_INDEX"),
                         help="face gallery (`lookalike build-faces`) the Find a person tab searches "
-                        "(LOOKALIKE_FACES_INDEX); without one, visitors make a gallery for their session")
+                        "(LOOKALIKE_FACES_INDEX), or a people index; without one, visitors make a gallery for their "
+                        "session")
+    parser.add_argument("--people-index", type=Path, default=os.environ.get("LOOKALIKE_PEOPLE_INDEX"),
+                        help="people index (`lookalike cluster-faces`) the People tab shows (LOOKALIKE_PEOPLE_INDEX); "
+                        "its named people are also the Find a person tab's gallery when --faces-index is not given")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
@@ -52,10 +56,15 @@ def serve(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from lookalike.app.admin import Admin
+    from lookalike.app.manage import CatalogManager, open_managed_catalog
 
     admin = Admin.from_options(args.admin_token)  # a bad token stops the start, before any model loads
-    services = load_services(args.index, args.catalog, args.faces_index)
+    managed = open_managed_catalog(admin, args.catalog)  # the admin's catalog folder, recovered; None: read-only
+    catalog = str(managed.manifest) if managed else args.catalog  # a managed catalog is built from its manifest
+    services = load_services(args.index, catalog, args.faces_index, args.people_index)
     services.admin = admin
+    if managed is not None:
+        services.manager = CatalogManager(managed, services.products)  # brings a lagging index up to date
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     demo = build_demo(services)
     served = product_index_dir(args.index, args.catalog)

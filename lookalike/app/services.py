@@ -14,18 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lookalike.app import demo
 from lookalike.app.admin import Admin
-from lookalike.faces.gallery_manifest import MANIFEST, GalleryManifest
+from lookalike.faces.any_gallery import gallery_model
 from lookalike.faces.live import LiveGallery
+from lookalike.faces.people_index import People, PeopleError
 from lookalike.faces.verify import FaceVerifier
 from lookalike.instances import Instances
 from lookalike.products.live import IndexUnavailableError, LiveSearcher
 from lookalike.products.search import ProductSearcher
-from lookalike.vectors import index_folder
 from model_zoo import DEFAULT_FACE_MODEL, list_face_models
 
 log = logging.getLogger("lookalike.app")
@@ -138,7 +139,9 @@ class Services:
     face_models: list[str]
     verifiers: Instances[str, FaceVerifier] = field(default_factory=lambda: Instances(FaceVerifier))
     face_gallery: LiveGallery | None = None  # `--faces-index`, followed on disk: the people the third tab searches
+    people: LiveGallery | None = None  # `--people-index` (cluster-faces), followed on disk: the People tab's
     admin: Admin = field(default_factory=lambda: Admin(None))  # who may change data; off: read-only
+    manager: Any = None  # app.manage.CatalogManager: the admin's writable catalog (--admin-token, --catalog DIR)
 
     def verifier(self, name: str) -> FaceVerifier:
         """The face model `name`, loaded on its first request and shared by every one after."""
@@ -155,14 +158,17 @@ def _import_gradio_lazies() -> None:
     matplotlib.get_backend()
 
 
-def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path | None = None) -> Services:
+def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path | None = None,
+                  people_index: Path | None = None) -> Services:
     """The face model, loaded (and warmed) before the server starts any thread, so its helper processes fork
     with the model loaded; the face gallery `faces_index`, if given, searched with those helpers; then the
     product index: `index_dir` (built from `catalog` in the background when missing), or with neither given
     the demo catalog's, built in the background at the first start.
 
     Raises:
-        FileNotFoundError, GalleryError: `faces_index` is not a face gallery (asked for, so the app stops).
+        FileNotFoundError, GalleryError, PeopleError: `faces_index` is not a face gallery or people index, or
+            `people_index` not a people index (asked for, so the app stops). Without `faces_index`, the Find a
+            person tab searches the people index's named people.
     """
     start = time.perf_counter()
     face_models = list_face_models(available_only=True)
@@ -173,14 +179,22 @@ def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path
     face_gallery = None
     if faces_index is not None:
         # which model it needs (the helpers to embed with), read from its manifest: a bad gallery stops the start
-        model = GalleryManifest.read(index_folder.locate(faces_index, MANIFEST)).model
+        model = gallery_model(faces_index)
         face_gallery = LiveGallery(faces_index, pipeline=verifiers.get(model).pipeline)
+    people = None
+    if people_index is not None:
+        people = LiveGallery(people_index, pipeline=verifiers.get(gallery_model(people_index)).pipeline)
+        with people.loaded_or_raise().lease() as loaded:
+            if not isinstance(loaded, People):
+                people.close()
+                raise PeopleError(f"{people_index} is a face gallery, not a people index (lookalike cluster-faces)")
+        face_gallery = face_gallery or people
     face_loaded = time.perf_counter()
     products = _product_index(index_dir, catalog)
     log.info("loaded in %.1f s: face model and helpers %.1f s, product index %.1f s%s",
              time.perf_counter() - start, face_loaded - start, time.perf_counter() - face_loaded,
              " (building in the background)" if products.building else "")
-    return Services(products, face_models, verifiers, face_gallery)
+    return Services(products, face_models, verifiers, face_gallery, people)
 
 
 def product_index_dir(index_dir: Path | None, catalog: str | None) -> Path:

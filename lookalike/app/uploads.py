@@ -29,6 +29,12 @@ UPLOAD_TTL_S = int(os.environ.get("LOOKALIKE_UPLOAD_TTL", 120))
 def read_upload(payload: Any, what: str):
     """The image a user sent, decoded by our own loader so bad files get our specific messages, which
     name the photo as the user knows it (`what`), never the server's temporary copy."""
+    return load_image(upload_source(payload, what), name=what)
+
+
+def upload_source(payload: Any, what: str) -> bytes | Path:
+    """What a user sent, undecoded: a data: URI's bytes, or the path of a file in Gradio's upload cache (a
+    photo kept as sent, as the Manage tab's catalog does)."""
     if isinstance(payload, dict) and "background" in payload:  # image editor: the cropped composite wins
         payload = payload.get("composite") or payload.get("background")
     if not payload:
@@ -38,16 +44,15 @@ def read_upload(payload: Any, what: str):
     url = str(payload.get("url") or "")
     if not payload.get("path") and url.startswith("data:"):
         try:
-            data = base64.b64decode(url.split(",", 1)[1], validate=True)
+            return base64.b64decode(url.split(",", 1)[1], validate=True)
         except (IndexError, ValueError):
             raise ImageError(f"{what} is not valid base64 data") from None
-        return load_image(data, name=what)
     path = Path(str(payload.get("path") or ""))
     if not _is_upload(path):
         raise ImageError(f"{what} must be uploaded to this server first (or sent as a data: URI)")
     if not path.exists():
         raise gr.Error(f"{what.capitalize()} was purged (uploads are kept {UPLOAD_TTL_S} s): add it again.")
-    return load_image(path, name=what)
+    return path
 
 
 def _is_upload(path: Path) -> bool:

@@ -108,9 +108,9 @@ def run_build_faces(args: argparse.Namespace) -> int:
 
 
 def run_identify(args: argparse.Namespace) -> int:
-    from lookalike.faces.gallery_index import FaceGallery
+    from lookalike.faces.any_gallery import open_gallery
 
-    gallery = FaceGallery.load(args.index)
+    gallery = open_gallery(args.index)  # a face gallery, or a people index's named people
     try:
         result = gallery.identify(args.photo, top_k=args.top_k, threshold=args.threshold)
     finally:
@@ -209,7 +209,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     ident = subparsers.add_parser("identify", help="name every face of a photo from a face gallery index")
     ident.add_argument("photo")
-    ident.add_argument("--index", required=True, help="the gallery index folder (build-faces)")
+    ident.add_argument("--index", required=True,
+                       help="the gallery index folder (build-faces), or a people index (cluster-faces)")
     ident.add_argument("--top-k", type=int, default=5, help="gallery people listed per face (default: 5)")
     ident.add_argument("--threshold", type=float,
                        help="name a face at or below this distance, else unknown (default: the model's calibrated one)")
@@ -225,7 +226,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     split.set_defaults(func=run_split_faces)
 
     evaluate_ident = subparsers.add_parser("eval-identify", help="score a face gallery on labelled probe photos")
-    evaluate_ident.add_argument("--index", required=True, help="the gallery index folder (build-faces)")
+    evaluate_ident.add_argument("--index", required=True,
+                       help="the gallery index folder (build-faces), or a people index (cluster-faces)")
     evaluate_ident.add_argument("--probes", required=True,
                                 help="folder of <person>/<photo> files, or a CSV manifest path,person")
     evaluate_ident.add_argument("--json", action="store_true", help="print JSON")

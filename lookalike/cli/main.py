@@ -11,7 +11,8 @@ from lookalike.cli.common import UserError
 from model_zoo.registry import UnknownModelError
 
 # Each module defines `add_commands(subparsers)`, setting `func(args) -> int` on its parsers.
-COMMAND_MODULES = ("lookalike.cli.products", "lookalike.cli.faces", "lookalike.cli.training", "lookalike.cli.serve")
+COMMAND_MODULES = ("lookalike.cli.products", "lookalike.cli.duplicates", "lookalike.cli.faces", "lookalike.cli.people",
+                   "lookalike.cli.training", "lookalike.cli.serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

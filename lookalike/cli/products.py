@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lookalike.cli.common import UserError, print_result
 from lookalike.images.loading import ImageError, load_image
-from lookalike.presentation import words_read
+from lookalike.presentation import NOT_IN_CATALOG, words_read
 from lookalike.products.catalog import attach_metadata, from_manifest, read_catalog
 from lookalike.products.heads import NeighbourVote
 from lookalike.products.options import DEFAULT_TREES, ENGINES, BuildOptions
@@ -45,7 +45,9 @@ def run_search(args: argparse.Namespace) -> int:
     payload = _searcher(args.index).search(image, args.top_k, args.scope, args.rerank, args.read_text).summary()
     guess = ", ".join(f"{c['label']} {c['prob']:.2f}" for c in payload["categories"][:3])
     read = payload["words"]
-    lines = [f"categories: {guess}"] + ([words_read(read)] if read is not None else []) + [
+    lines = ([NOT_IN_CATALOG] if payload["in_catalog"] is False else []) + [
+        f"categories: {guess}" + (" (not confident)" if payload["in_catalog"] is False else "")
+    ] + ([words_read(read)] if read is not None else []) + [
         f"{hit['rank']:3d}. {hit['similarity']:.3f}  {hit['category']:15s} {hit['photo']}{_matches(hit)}"
         for hit in payload["results"]
     ]
@@ -95,8 +97,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if (args.queries is None) == (args.queries_manifest is None):
         raise UserError("give exactly one of --queries QUERY_DIR or --queries-manifest CSV")
     queries = read_catalog(args.queries) if args.queries else read_catalog(args.queries_manifest)
-    report = evaluate(_searcher(args.index), queries, args.top_k, args.scope, args.latency_queries,
-                      show_bar=not args.json, rerank=args.rerank, read_text=args.read_text)
+    unknown = read_catalog(args.unknown_queries) if args.unknown_queries else None
+    try:
+        report = evaluate(_searcher(args.index), queries, args.top_k, args.scope, args.latency_queries,
+                          show_bar=not args.json, rerank=args.rerank, read_text=args.read_text, unknown=unknown)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     text = "\n".join(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}"
                      for key, value in report.items() if key != "skipped")
     print_result(report, args.json, text)
@@ -192,6 +198,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_query_arguments(evaluation)
     evaluation.add_argument("--queries", type=Path, help="folder of category sub-folders of query photos")
     evaluation.add_argument("--queries-manifest", type=Path, help="query manifest CSV (from split-catalog)")
+    evaluation.add_argument("--unknown-queries", type=Path,
+                            help="photos of products the catalog does not sell (a folder, or a manifest CSV): "
+                                 "scores the in-catalog decision (AUROC, share flagged)")
     evaluation.add_argument("--latency-queries", type=int, default=100,
                             help="queries timed one by one, end to end (quality uses all queries)")
     evaluation.add_argument("--json", action="store_true")

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from lookalike.evaluation.open_set import open_set_quality
 from lookalike.evaluation.retrieval import average_precision_at_k, precision_at_k
 from lookalike.images.loading import load_image
 from lookalike.products.catalog import CatalogItem
@@ -125,14 +126,25 @@ def evaluate(
     show_bar: bool = True,
     rerank: bool | None = None,
     read_text: bool | None = None,
+    unknown: list[CatalogItem] | None = None,
 ) -> dict:
+    """The quality and latency figures of the module doc on `queries`; with `unknown` (photos of products the
+    catalog does not sell), the in-catalog decision's figures too (`evaluation.open_set`)."""
     rerank = searcher.wants("rerank", rerank)  # as search decides; an index without local features fails here
     read_text = searcher.wants("read_text", read_text)
-    embedded = embed_catalog(queries, searcher.embedder, show_bar=show_bar)
+    embedded = embed_catalog(queries, searcher.embedder.for_queries(), show_bar=show_bar)  # as search embeds them
     if not embedded.items:
         raise ValueError(f"no readable query photo ({len(embedded.skipped)} skipped)")
     view = searcher.part("head_view")
     views = None if view is None else embed_again(embedded, view.embedder, show_bar)
+    open_set = {}
+    if unknown is not None:
+        others = embed_catalog(unknown, searcher.embedder.for_queries(), show_bar=show_bar)
+        if not others.items:
+            raise ValueError(f"no readable unknown query photo ({len(others.skipped)} skipped)")
+        other_views = None if view is None else embed_again(others, view.embedder, show_bar)
+        open_set = open_set_quality(searcher, (embedded.items, embedded.vectors, views),
+                                    (others.items, others.vectors, other_views), top_k, scope)
     return {
         "model": searcher.model,
         "scope": scope,
@@ -141,6 +153,7 @@ def evaluate(
         "top_k": top_k,
         "queries": len(embedded.items),
         **quality(searcher, embedded.items, embedded.vectors, top_k, scope, rerank, read_text, views),
+        **open_set,
         **latency(searcher, embedded.items, top_k, scope, latency_queries, rerank, read_text),
         "skipped": embedded.skipped,
     }

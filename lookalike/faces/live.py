@@ -15,14 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lookalike.faces.gallery_index import FaceGallery
+from lookalike.faces.any_gallery import open_gallery
+from lookalike.faces.gallery import Gallery
 from lookalike.faces.process_pool import ParallelFacePipeline
 from lookalike.vectors.live import DEFAULT_INTERVAL, IndexUnavailableError, LiveIndex
 
 __all__ = ["IndexUnavailableError", "LiveGallery"]
 
 
-class LiveGallery(LiveIndex[FaceGallery]):
+class LiveGallery(LiveIndex[Gallery]):
     """The newest readable face gallery at `index_dir`, leased per request; a missing or damaged one is
     `problem`, not an exception, until a build makes it readable.
 
@@ -37,13 +38,17 @@ class LiveGallery(LiveIndex[FaceGallery]):
         self, index_dir: str | Path, interval: float = DEFAULT_INTERVAL, pipeline: ParallelFacePipeline | None = None
     ) -> None:
         self.pipeline = pipeline
-        super().__init__(index_dir, self._load_gallery, FaceGallery.close, interval, name="face gallery")
+        super().__init__(index_dir, self._load_gallery, _close, interval, name="face gallery")
 
-    def _load_gallery(self, path: Path, current: FaceGallery | None) -> FaceGallery:
-        return FaceGallery.load(path, self.pipeline)
+    def _load_gallery(self, path: Path, current: Gallery | None) -> Gallery:
+        return open_gallery(path, self.pipeline)  # a face gallery, or a people index's named people
 
     @contextmanager
-    def gallery(self) -> Iterator[FaceGallery]:
+    def gallery(self) -> Iterator[Gallery]:
         """`lease`: the gallery to answer one request with (IndexUnavailableError when none is loaded)."""
         with self.lease() as gallery:
             yield gallery
+
+
+def _close(gallery: Gallery) -> None:
+    gallery.close()  # type: ignore[attr-defined]  # both kinds on disk close their store

@@ -55,6 +55,6 @@ class Explanation:
         return canvas
 
 
-def to_pixels(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Keypoints found at MAX_SIDE (`spatial.extract`) in the pixels of a photo of `size` (width, height)."""
-    return points.astype(np.float32) * (max(size) / MAX_SIDE)
+def to_pixels(points: np.ndarray, size: tuple[int, int], side: int = MAX_SIDE) -> np.ndarray:
+    """Keypoints found at `side` (`spatial.extract`) in the pixels of a photo of `size` (width, height)."""
+    return points.astype(np.float32) * (max(size) / side)

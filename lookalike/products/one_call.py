@@ -60,7 +60,9 @@ def search(
 
     Returns:
         A `SearchResult`: the category ranking (label, probability), the hits (path, category,
-        product id, title, price, url, similarity in [0, 1], distance) and per-stage timings.
+        product id, title, price, url, similarity in [0, 1], distance), per-stage timings, and whether the
+        catalog has anything like the photo (`in_catalog`, `in_catalog_score`; None for an index built
+        before the decision).
 
     Raises:
         ImageError: the photo cannot be read (not an image, truncated, too large).

@@ -52,6 +52,10 @@ class SearchResult:
     results: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
     words: list[str] | None = None  # read on the query photo, for the category; None when it was not read
+    # whether the query shows something of the catalog's kind, and the score it was decided on (`parts.open_set`);
+    # None: an index built without the decision
+    in_catalog: bool | None = None
+    in_catalog_score: float | None = None
 
     def summary(self) -> dict:
         """What `lookalike search --json` and the app's `search` API return: the ranking and, per hit,
@@ -66,6 +70,8 @@ class SearchResult:
             ],
             "timings_ms": self.timings_ms,
             "words": self.words,
+            "in_catalog": self.in_catalog,
+            "in_catalog_score": self.in_catalog_score,
         }
 
     def to_dict(self) -> dict:

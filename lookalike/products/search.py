@@ -66,7 +66,7 @@ class ProductSearcher:
     def __init__(self, index: LoadedIndex, embedder: ProductEmbedder, current: ProductSearcher | None = None) -> None:
         """Opens every part the index has; `current`: the searcher this one replaces, whose parts' models are
         reused where the new index names the same ones."""
-        self.index, self.embedder = index, embedder
+        self.index, self.embedder, self._queries = index, embedder, embedder.for_queries()  # queries' embedding
         self.parts: dict[str, registry.Part] = {}
         try:
             for kind in registry.PARTS:
@@ -181,7 +181,7 @@ class ProductSearcher:
             part.annotate(hits, rows, query)
         words = query.cues.get("words")
         return SearchResult(self.model, scope, ranked[:CATEGORIES_SHOWN], hits, timings,
-                            None if words is None else sorted(words))
+                            None if words is None else sorted(words), **query.result)
 
     @staticmethod
     def _blend(cosines: np.ndarray, categories: Sequence[str], ranked: list[tuple[str, float]]) -> np.ndarray:
@@ -236,7 +236,7 @@ class ProductSearcher:
                   "shared_words": None}
         for part in self.parts.values():
             fields.update(part.explain(row, photo, cues or QueryCues()))
-        vector = self.embedder.embed([photo])[0] if vector is None else vector
+        vector = self._queries.embed([photo])[0] if vector is None else vector
         cosine = float(np.clip(vector @ self.index.store.vectors([item_id])[1][0], -1.0, 1.0))
         return Explanation(**fields, similarity=self.similarity(cosine, row["category"]))
 
@@ -263,7 +263,7 @@ class ProductSearcher:
         """The top_k catalog items most like `image`, most similar first (see `lookalike.search`)."""
         start = time.perf_counter()
         photo = load_image(image)
-        query = self._query(self.embedder.embed([photo])[0], photo, None, rerank=rerank, read_text=read_text)
+        query = self._query(self._queries.embed([photo])[0], photo, None, rerank=rerank, read_text=read_text)
         embed_ms = _ms(start)
         result = self._search(query, top_k, scope)
         result.timings_ms = {"embed": embed_ms, **result.timings_ms, "total": _ms(start)}
@@ -276,7 +276,7 @@ class ProductSearcher:
         the other: extracting in a thread while the network ran made the network several times slower
         (docs/experiments/second-view.md)."""
         photo = load_image(image)
-        vector = self.embedder.embed([photo])[0]
+        vector = self._queries.embed([photo])[0]
         return vector, self.query_cues(photo, vector, rerank, read_text)
 
     def query_cues(

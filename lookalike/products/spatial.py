@@ -14,7 +14,10 @@ predicted category and in the whole catalog; USAC_ACCURATE matched a little bett
 fraction of its cost a candidate. A larger side (512 px) bought a little more recall for twice the extraction
 time; ORB matched as well but slower (Hamming brute force); alpha-QE over the global vectors never raised
 recall@1 and lowered recall@10 (the nearest photos it averages in are too often another product). Figures in
-docs/experiments/spatial-reranking.md.
+docs/experiments/spatial-reranking.md. Issue 37 made a query cheaper with the quality held on held-out queries
+(`bench/query_levers.py`, docs/experiments/query-speed.md): the query's keypoints at QUERY_SIDE (it was 348 px);
+matching fewer points (MATCH_POINTS) or verifying only the first 10 candidates lost exact-product recall on
+held-out queries, so both stay as they were.
 """
 
 from __future__ import annotations
@@ -28,10 +31,17 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import ThreadpoolController
 
-#: Longest side the photo is resized to before detection (catalog and query alike).
+#: Longest side a catalog photo is resized to before detection (the scale its stored keypoints are at).
 MAX_SIDE = 348
-#: Keypoints kept per photo (the strongest): bounds the stored bytes and the matching time.
+#: Longest side a query photo is resized to before detection. SIFT's scale invariance and a homography that
+#: maps query pixels onto the candidate's (the RANSAC threshold is in the candidate's pixels, at MAX_SIDE) let
+#: the query be smaller than the catalog photos (issue 37: docs/benchmarks.md, "Stage times").
+QUERY_SIDE = 256
+#: Keypoints kept per photo (the strongest): bounds the stored bytes.
 MAX_POINTS = 500
+#: Keypoints of each photo matched (the strongest, of those stored): bounds the matching time. 300 made the
+#: matching ~40 % cheaper but lost exact products on GroceryStore val in combination (issue 37), so all are used.
+MATCH_POINTS = 500
 #: Lowe's ratio test: a match counts when its best distance is below RATIO x the second best.
 RATIO = 0.8
 #: RANSAC reprojection threshold in pixels, at MAX_SIDE; the estimator (OpenCV's USAC: nearly the same inlier
@@ -63,16 +73,20 @@ class LocalFeatures:
         """A photo without keypoints (blank, unreadable): never verified."""
         return cls(np.zeros((0, 2), np.float16), np.zeros((0, 128), np.uint8))
 
+    def strongest(self, count: int) -> LocalFeatures:
+        """The `count` strongest keypoints (`extract` stores them strongest first)."""
+        return self if len(self.points) <= count else LocalFeatures(self.points[:count], self.descriptors[:count])
+
     @property
     def nbytes(self) -> int:
         return self.points.nbytes + self.descriptors.nbytes
 
 
-def extract(image: Image.Image) -> LocalFeatures:
-    """The strongest MAX_POINTS SIFT keypoints of a photo resized (up or down) to MAX_SIDE, so that catalog
-    and query photos of any size are described at one scale and the RANSAC threshold means one thing."""
+def extract(image: Image.Image, side: int = MAX_SIDE) -> LocalFeatures:
+    """The strongest MAX_POINTS SIFT keypoints of a photo resized (up or down) to `side` (MAX_SIDE for catalog
+    photos, QUERY_SIDE for a query's), so that photos of any size are described at one scale."""
     gray = image.convert("L")
-    scale = MAX_SIDE / max(gray.size)
+    scale = side / max(gray.size)
     if scale != 1:
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.BICUBIC)
     keypoints, descriptors = _SIFT.detectAndCompute(np.asarray(gray), None)
@@ -96,6 +110,7 @@ def matched_points(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.n
     neighbours come from one matrix product (RootSIFT rows are unit vectors, so squared distance is 2 - 2 x
     dot): several times faster than OpenCV's brute-force knnMatch, and the same matches."""
     none = (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+    query, candidate = query.strongest(MATCH_POINTS), candidate.strongest(MATCH_POINTS)
     if len(query.points) < 2 or len(candidate.points) < 2:
         return none
     similarity = _root_sift(query.descriptors) @ _root_sift(candidate.descriptors).T

@@ -51,6 +51,19 @@ def test_embeddings_are_deterministic_unit_float32(lite0) -> None:
                             "resize": "squash"}
 
 
+def test_queries_are_embedded_without_the_mirror_image_by_the_same_network(lite0) -> None:
+    from model_zoo.product_embedders import QUERY_MIRROR
+
+    queries = lite0.for_queries()
+    assert queries.flip is QUERY_MIRROR is False and lite0.flip  # the catalog keeps its mirror averaging
+    assert queries.config == {**lite0.config, "flip": False}  # its own cache key
+    assert queries._onnx is lite0._onnx  # one network, not a second session
+    image = data.chelsea()
+    plain = create_embedder("efficientnet_lite0", size=160, flip=False).embed([image])[0]
+    np.testing.assert_allclose(queries.embed([image])[0], plain, atol=1e-5)
+    assert float(lite0.embed([image])[0] @ plain) < 0.9999  # the catalog's vector averages the mirror in
+
+
 def test_registered_models_are_the_packaged_lites() -> None:
     assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(list_product_models())
 

@@ -8,6 +8,7 @@ wiring: features stored at build time, kept by an update, used by search only wh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,6 +59,31 @@ def test_a_distorted_copy_verifies_and_unrelated_photos_do_not(milk: Image.Image
     assert scores[0] >= 60
     assert (scores[1:-1] < 15).all(), scores  # dev split: other products median 6
     assert scores[-1] == 0  # a candidate without stored features is simply unverified
+
+
+def test_a_query_at_its_smaller_side_verifies_what_the_catalog_stored_at_its_own(
+    milk: Image.Image, data_root: Path
+) -> None:
+    """Search extracts the query at QUERY_SIDE: a second shot of the pack stored at MAX_SIDE still verifies,
+    other products still do not."""
+    assert spatial.QUERY_SIDE < spatial.MAX_SIDE
+    query = extract(milk, spatial.QUERY_SIDE)
+    assert float(query.points.max()) <= spatial.QUERY_SIDE
+    candidates = [extract(_distorted(milk))] + [extract(image) for image in _unrelated(data_root)]
+    scores = spatial_scores(query, candidates)
+    assert scores[0] >= 40
+    assert (scores[1:] < 15).all(), scores
+
+
+def test_only_the_strongest_match_points_are_matched(milk: Image.Image, monkeypatch) -> None:
+    features = extract(milk)
+    assert len(features.points) > 100
+    strongest = features.strongest(100)
+    assert np.array_equal(strongest.descriptors, features.descriptors[:100])
+    assert features.strongest(10_000) is features
+    copy = extract(_distorted(milk))
+    monkeypatch.setattr(spatial, "MATCH_POINTS", 100)
+    assert count_inliers(features, copy) == count_inliers(strongest, copy.strongest(100)) <= 100
 
 
 def test_features_are_capped_compact_and_round_trip(milk: Image.Image, data_root: Path, tmp_path: Path) -> None:
@@ -241,7 +267,8 @@ def test_text_output_and_gallery_captions_show_a_verified_hits_keypoint_matches(
     texts = {}
     for flag in ("--rerank", "--no-rerank"):
         assert cli.main(["search", "--index", str(index), query, "--top-k", "5", "--scope", "all", flag]) == 0
-        texts[flag] = capsys.readouterr().out.splitlines()[1:]
+        # the hit lines (after the category line, and the open-set line when the query is flagged)
+        texts[flag] = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\s*\d+\. ", line)]
     top = ProductSearcher.load(index).search(query, top_k=5, scope="all", rerank=True).results[0]
     assert texts["--rerank"][0].endswith(f"[{top.inliers} keypoint matches]") and top.inliers > 0
     assert len(texts["--no-rerank"]) == 5 and not any("keypoint" in line for line in texts["--no-rerank"])

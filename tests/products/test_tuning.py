@@ -79,7 +79,8 @@ def test_the_default_build_tunes_stores_the_backbone_and_updates_reuse_it(data_r
     assert searcher.embedder.weights == str((moved / TUNED_BACKBONE).resolve())
     photo = sorted((catalog / "milk").iterdir())[0]
     result = searcher.search(photo, top_k=3, scope="all")
-    assert result.results[0].catalog_path == f"milk/{photo.name}" and result.results[0].cosine > 0.999
+    # the photo itself first; below 1 since a query is embedded without the mirror image the catalog averages in
+    assert result.results[0].catalog_path == f"milk/{photo.name}" and result.results[0].cosine > 0.95
     assert result.results[0].inliers and result.results[0].inliers > 20  # the same photo, verified
 
     explanation = searcher.explain(photo, result.results[0].id)

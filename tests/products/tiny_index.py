@@ -35,6 +35,9 @@ class ColourEmbedder:
     def embed(self, images, batch_size: int | None = None) -> np.ndarray:
         return self.embed_prepared(np.stack([self.preprocess.array(load_image(image)) for image in images]))
 
+    def for_queries(self) -> ColourEmbedder:
+        return self  # no mirror image to leave out
+
 
 def colour_photos(root: Path, per_colour: int, start: int = 0, seed: int = 0) -> Path:
     """`per_colour` noisy photos of each colour under root/<colour>/, numbered from `start`."""

@@ -77,6 +77,7 @@ class Query:
     neighbours: Found | None = None
     neighbour_classes: np.ndarray | None = None  # the head's class number of each neighbour
     notes: dict[str, Any] = field(default_factory=dict)  # per search, by part name (the verified hits)
+    result: dict[str, Any] = field(default_factory=dict)  # fields of the SearchResult a part decides (in_catalog)
 
 
 class Part:

@@ -61,7 +61,7 @@ class Keypoints(Part):
     def cue(self, query: Query) -> None:
         wanted = query.asks.get(self.ask)
         if query.photo is not None and self.name not in query.cues and (self.ask_default if wanted is None else wanted):
-            query.cues[self.name] = KeypointCue(spatial.extract(query.photo))
+            query.cues[self.name] = KeypointCue(spatial.extract(query.photo, spatial.QUERY_SIDE))
 
     def pool(self, query: Query) -> int:
         return spatial.TOP_N if self.name in query.cues else 0
@@ -92,6 +92,6 @@ class Keypoints(Part):
         stored = self.table.get([row["id"]])[0]
         if stored is None:
             return {}
-        query_points, catalog_points = spatial.matched_points(spatial.extract(photo), stored)
-        return {"query_points": to_pixels(query_points, photo.size),
+        query_points, catalog_points = spatial.matched_points(spatial.extract(photo, spatial.QUERY_SIDE), stored)
+        return {"query_points": to_pixels(query_points, photo.size, spatial.QUERY_SIDE),
                 "catalog_points": to_pixels(catalog_points, (row["width"], row["height"]))}
