@@ -122,7 +122,7 @@ def test_a_full_disk_mid_build_is_a_clear_error_and_the_index_stays(
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A 1 MB tmpfs (root only; skipped elsewhere): a disk that really fills up, with room for an index and its update."""
+    """A 1 MB tmpfs (root only; skipped elsewhere): a disk that really fills up, room for an index and its update."""
     mount = tmp_path / "small"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
