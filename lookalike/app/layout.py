@@ -14,6 +14,7 @@ from lookalike.app.people import SESSION_TTL_S, gallery_name, gallery_threshold,
 from lookalike.app.people_tab import people_tab
 from lookalike.app.products import index_status, make_explain, make_search, product_examples
 from lookalike.app.services import Services
+from lookalike.app.sign_in import sign_in_panel
 from lookalike.app.uploads import UPLOAD_SOURCES, UPLOAD_TTL_S
 from lookalike.products.parts.keypoints import DEFAULT_RERANK
 from lookalike.products.search import DEFAULT_SCOPE, SCOPES
@@ -113,8 +114,10 @@ def build_demo(services: Services) -> gr.Blocks:
             threshold.release(rejudge, [summary, threshold], verdict, api_visibility="private")
         with gr.Tab("Find a person"):
             _people_tab(services)
-        people_tab(services)  # only with --people-index; its corrections only for the admin
-        manage_tab(services)  # only when management is on, and shown after the admin signs in
+        admin = gr.State(None)  # the session's admin proof (sign_in.py), server-side; never sent to the browser
+        people_tab(services, admin)  # only with --people-index; its corrections only for the admin
+        manage_tab(services, admin)  # only when management is on, and shown after the admin signs in
+        sign_in_panel(services, admin)  # one sign-in for both, rendered only when management is on
         add_api(services)
     return demo
 

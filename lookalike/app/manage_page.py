@@ -69,11 +69,11 @@ def _table(manager: CatalogManager, wanted: str = "") -> list[list[str]]:
     return [row for row in rows if all(word in " ".join(row).lower() for word in words)][:SHOWN_ROWS]
 
 
-def manage_tab(services: Services) -> None:
-    """The sign-in and the Manage tab, rendered only when management is on."""
+def manage_tab(services: Services, proof: gr.State) -> None:
+    """The Manage tab, rendered only when management is on and shown once the session's `proof` (the page's
+    sign-in, `sign_in.py`) is the admin's."""
     if services.manager is None or not services.admin.enabled:
         return
-    proof = gr.State(None)  # this session's token once it signed in: server-side only
     with gr.Tab("Manage", visible=False, elem_id="manage-tab") as tab:
         status = gr.Markdown(elem_id="manage-status")
         with gr.Row():
@@ -97,20 +97,15 @@ def manage_tab(services: Services) -> None:
                     save_btn = gr.Button("Save changes", elem_id="manage-save-btn")
                     remove_btn = gr.Button("Remove item", variant="stop", elem_id="manage-remove-btn")
                 edit_note = gr.Markdown(elem_id="manage-edit-note")
-    with gr.Accordion("Admin sign-in", open=False, elem_id="admin-sign-in"):
-        token = gr.Textbox(label="Admin token", type="password", elem_id="admin-token")
-        sign_in = gr.Button("Sign in", elem_id="admin-sign-in-btn")
-        signed = gr.Markdown()
-
     def _status(manager: CatalogManager) -> str:
         state = manager.status()
         pending = "the index is being updated" if state["index_pending"] else "the index is up to date"
         return f"{state['items']} items in the catalog; {pending}. {state['problem']}".strip()
 
-    @toast_errors(5)
-    def login(value: str, request: gr.Request):
+    @toast_errors(3)
+    def reveal(value: str | None):
         manager = _manager(services, None, value)
-        return value, gr.Tab(visible=True), "Signed in: the Manage tab is open.", _status(manager), _table(manager)
+        return gr.Tab(visible=True), _status(manager), _table(manager)
 
     @toast_errors(3)
     def add(picture, proof_value, confirm_value, category, title, price, url, product_id, request: gr.Request):
@@ -150,7 +145,7 @@ def manage_tab(services: Services) -> None:
         return _table(_manager(services, request, proof_value), wanted_value)
 
     private = {"api_visibility": "private"}
-    sign_in.click(login, [token], [proof, tab, signed, status, table], **private)
+    proof.change(reveal, [proof], [tab, status, table], **private)
     add_btn.click(add, [photo, proof, confirm, *fields.values()], [note, status, table], preprocess=False,
                   **private)
     table.select(pick, [table, proof], [item_id, *edits.values()], **private)

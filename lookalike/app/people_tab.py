@@ -3,8 +3,9 @@ as a face thumbnail, the largest first; a click shows that person's faces and ph
 
 Corrections (name, merge, move a face, split, not this person) are the admin's: their controls render only when
 management is on (`--admin-token`), and each one is refused, changing nothing, unless the session signed in
-with the token here (its proof kept in server-side `gr.State`) or the call carries it as a Bearer header
-(`services.admin.require`). A correction is written at once (`People`), and the page reloads the index.
+on the page's one admin sign-in (`sign_in.py`; its proof kept in server-side `gr.State`) or the call carries it
+as a Bearer header (`services.admin.require`). A correction is written at once (`People`), and the page
+reloads the index.
 
 Pictures are made here from the index's photos (face crops at 96 px, photos at 256 px): no file path of the
 collection is served.
@@ -133,7 +134,7 @@ def make_corrections(services: Services, folder: Path):
     return correct
 
 
-def people_tab(services: Services) -> None:
+def people_tab(services: Services, proof: gr.State) -> None:
     """The People tab, when the server has a people index (`--people-index`); nothing otherwise."""
     if services.people is None:
         return
@@ -162,36 +163,29 @@ def people_tab(services: Services) -> None:
         refresh.click(show_all, None, [everyone, ids, note], api_visibility="private")
         tab.select(show_all, None, [everyone, ids, note], api_visibility="private")
         if services.admin.enabled:
-            _admin_controls(services, correct, show_all, [everyone, ids, note])
+            _admin_controls(services, proof, correct, show_all, [everyone, ids, note])
 
 
-def _admin_controls(services: Services, correct, show_all, outputs: list) -> None:
-    """Sign-in, then the corrections; hidden until the admin's token is given in this session."""
-    token = gr.State(None)  # the session's proof, server-side; never sent to the browser
-    with gr.Accordion("Corrections (admin)", open=False):
+def _admin_controls(services: Services, proof: gr.State, correct, show_all, outputs: list) -> None:
+    """The corrections, hidden until the session's `proof` (the page's admin sign-in) is the admin's."""
+    with gr.Column(visible=False) as controls:
+        gr.Markdown("### Corrections (admin)")
+        action = gr.Radio(["name", "merge", "move", "split", "not"], value="name", label="Correction",
+                          info="name: PERSON NAME · merge: PERSON INTO · move: PHOTO#N PERSON|new · "
+                               "split: PERSON 'PHOTO#N PHOTO#N…' · not: PERSON PHOTO#N (never this person)")
         with gr.Row():
-            secret = gr.Textbox(label="Admin token", type="password", elem_id="people-admin-token")
-            sign_in = gr.Button("Sign in")
-        signed = gr.Markdown()
-        with gr.Column(visible=False) as controls:
-            action = gr.Radio(["name", "merge", "move", "split", "not"], value="name", label="Correction",
-                              info="name: PERSON NAME · merge: PERSON INTO · move: PHOTO#N PERSON|new · "
-                                   "split: PERSON 'PHOTO#N PHOTO#N…' · not: PERSON PHOTO#N (never this person)")
-            with gr.Row():
-                first = gr.Textbox(label="First (person id, or PHOTO#N for move)")
-                second = gr.Textbox(label="Second (name, person id, or faces)")
-            apply = gr.Button("Apply", variant="primary")
-            result = gr.Markdown()
+            first = gr.Textbox(label="First (person id, or PHOTO#N for move)")
+            second = gr.Textbox(label="Second (name, person id, or faces)")
+        apply = gr.Button("Apply", variant="primary")
+        result = gr.Markdown()
 
-    def login(given: str):
-        if not services.admin.accepts(given):
-            return None, "That is not the admin's token.", gr.update(visible=False), ""
-        return given.strip(), "Signed in: corrections are on for this session.", gr.update(visible=True), ""
+    def reveal(given: str | None):
+        return gr.update(visible=services.admin.accepts(given))
 
-    sign_in.click(login, [secret], [token, signed, controls, secret], api_visibility="private")
+    proof.change(reveal, [proof], [controls], api_visibility="private")
 
     def run(kind: str, a: str, b: str, session: str | None, request: gr.Request):
         message = correct(kind, a, b, request, session)
         return (message, *show_all())
 
-    apply.click(run, [action, first, second, token], [result, *outputs], api_visibility="private")
+    apply.click(run, [action, first, second, proof], [result, *outputs], api_visibility="private")
