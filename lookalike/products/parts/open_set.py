@@ -56,16 +56,13 @@ class OpenSet(Part):
     def pool(self, query: Query) -> int:
         return 1
 
-    def vote(self, probs: np.ndarray, query: Query) -> np.ndarray:
-        """Decides from the nearest item and the centroids (last of the votes); the ranking is unchanged."""
+    def annotate(self, hits: list[Hit], rows: list[dict], query: Query) -> None:
+        """Decides from the nearest catalog item (the pool of one it asked for) and the centroids; below the
+        threshold, gates the hits' calibrated similarity. The ranking is never changed."""
         features = query_features(self.spread, query.neighbours.cosines[:1], query.vector[None])
         score = float(self.decision.score(features)[0])
         query.result.update(in_catalog=score >= self.decision.threshold, in_catalog_score=round(score, 4))
-        return probs
-
-    def annotate(self, hits: list[Hit], rows: list[dict], query: Query) -> None:
-        score = query.result.get("in_catalog_score")
-        if score is not None and score < self.decision.threshold:
+        if score < self.decision.threshold:
             gate = score / self.decision.threshold
             for hit in hits:
                 hit.similarity = round(hit.similarity * gate, 4)
