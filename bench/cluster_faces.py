@@ -60,12 +60,12 @@ def main() -> None:
     row: dict = {"faces": len(base), "real": len(real), "new": len(new), "load_before": os.getloadavg()[0]}
 
     start, cpu = time.perf_counter(), time.process_time()
-    neighbours, cosines = knn_graph(base, DEFAULT_K)
+    neighbours = knn_graph(base, DEFAULT_K)[0]
     row["graph_s"] = round(time.perf_counter() - start, 2)
     row["graph_cpu_s"] = round(time.process_time() - cpu, 2)
-    heads, tails, sims = edges_of(neighbours, cosines)
+    heads, tails = edges_of(neighbours)
     start, cpu = time.perf_counter(), time.process_time()
-    labels = agglomerate(len(base), heads, tails, sims, DEFAULT_THRESHOLD)
+    labels = agglomerate(base, heads, tails, DEFAULT_THRESHOLD)
     row["merge_s"] = round(time.perf_counter() - start, 2)
     row["merge_cpu_s"] = round(time.process_time() - cpu, 2)
     row["cluster_s"] = round(row["graph_s"] + row["merge_s"], 2)
@@ -77,9 +77,9 @@ def main() -> None:
     units = np.concatenate([base, new])
     fresh = np.arange(len(base), len(units))
     start, cpu = time.perf_counter(), time.process_time()
-    heads, tails, sims = people_build._graph(units, fresh, DEFAULT_K, update=True)
+    heads, tails = people_build._graph(units, fresh, DEFAULT_K, update=True)
     frozen = Constraints(frozen={i: int(label) for i, label in enumerate(labels.tolist())})
-    labels_after = agglomerate(len(units), heads, tails, sims, DEFAULT_THRESHOLD, frozen)
+    labels_after = agglomerate(units, heads, tails, DEFAULT_THRESHOLD, frozen)
     row["update_cluster_s"] = round(time.perf_counter() - start, 2)
     row["update_cluster_cpu_s"] = round(time.process_time() - cpu, 2)
     row["update_joined_existing"] = int(np.isin(labels_after[fresh], labels_after[: len(base)]).sum())

@@ -143,16 +143,14 @@ def _new_faces(paths: list[Path], digests: dict[Path, str], root: Path, model: s
     return rows, vectors, without, unreadable, embedded.embedded
 
 
-def _graph(units: np.ndarray, fresh: np.ndarray, k: int, update: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _graph(units: np.ndarray, fresh: np.ndarray, k: int, update: bool) -> tuple[np.ndarray, np.ndarray]:
     """The clustering graph's edges over `units`; an update needs only the new rows' (`fresh`) neighbours."""
     if update and not len(fresh):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if update and len(fresh) < BRUTE_FORCE_SHARE * len(units):
-        cosines, found = nearest(units, units[fresh], k + 1)
-        own = found == fresh[:, None]
-        found, cosines = np.where(own, -1, found), np.where(own, -np.inf, cosines)
-        return edges_of(found, cosines, fresh)
-    return edges_of(*knn_graph(units, k))
+        found = nearest(units, units[fresh], k + 1)[1]
+        return edges_of(np.where(found == fresh[:, None], -1, found), fresh)
+    return edges_of(knn_graph(units, k)[0])
 
 
 def _people_ids(labels: np.ndarray, rows: list[dict], owners: dict[int, int], before: dict[int, int | None],
@@ -284,8 +282,8 @@ def cluster_faces(
                     and rows[i]["person"] is not None},
         )
         fresh = np.asarray([position[i] for i in included if i >= len(kept)], np.int64)
-        heads, tails, sims = _graph(units[included], fresh, DEFAULT_K, update)
-        labels = agglomerate(len(included), heads, tails, sims, threshold, constraints)
+        heads, tails = _graph(units[included], fresh, DEFAULT_K, update)
+        labels = agglomerate(units[included], heads, tails, threshold, constraints)
         before = {position[i]: rows[i]["person"] for i in included if i < len(kept)}
         ids, next_person = _people_ids(labels, rows, {**constraints.frozen, **constraints.owner}, before,
                                        state["next_person"] if state else 0)

@@ -4,10 +4,13 @@ under the corrections a user made.
     vectors -> k nearest neighbours of each face (`lookalike.vectors.knn_graph`, no all-pairs matrix)
             -> clusters merged best pair first while their linkage is at or above the threshold
 
-The linkage of two clusters is the mean cosine of the graph edges between them (average linkage over the
-edges the graph knows): chosen over single linkage (connected components of the threshold graph) by
-measurement on LFW identity sets 1-2, where single linkage chains different people together
-(docs/experiments/people_clustering.md). The corrections are constraints the merging respects:
+The linkage of two clusters is their average linkage, computed exactly: the mean cosine over every pair of
+their faces, which is the dot product of the clusters' vector sums over the product of their sizes. The graph
+only says which clusters to compare. The mean over the graph's own edges, which an earlier version used, grows
+optimistic as clusters grow (the graph keeps only each face's nearest, so the edges it knows between two
+clusters are their closest pairs) and merged more different people in the whole collection than in the part it
+was chosen on; single linkage (connected components of the threshold graph) chains people together. Measured on
+LFW identity sets 1-2 (docs/experiments/people_clustering.md). The corrections are constraints the merging respects:
 
 - `owner`: faces pinned to a person (named, merged, moved, split by the user) start in one cluster per
   person, and two clusters pinned to different people never merge;
@@ -29,7 +32,8 @@ __all__ = ["DEFAULT_K", "DEFAULT_THRESHOLD", "LINKAGES", "Constraints", "agglome
 
 #: Neighbours per face in the graph.
 DEFAULT_K = 10
-#: Mean cosine at or above which two clusters merge (arcface_mobilefacenet; chosen on LFW sets 1-2).
+#: Mean cosine over all pairs at or above which two clusters merge (arcface_mobilefacenet; chosen on LFW
+#: sets 1-2).
 DEFAULT_THRESHOLD = 0.32
 LINKAGES = ("average", "single")
 
@@ -43,29 +47,31 @@ class Constraints:
     frozen: dict[int, int] = field(default_factory=dict)  # row -> existing person id (an update)
 
 
-def edges_of(neighbours: np.ndarray, cosines: np.ndarray, rows: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The graph's undirected edges (i < j, each once) from neighbour lists; `rows`: the row each list is of."""
+def edges_of(neighbours: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's undirected edges (heads < tails, each once) from neighbour lists padded with -1; `rows`: the
+    row each list is of."""
     n, k = neighbours.shape
-    src = np.repeat(np.arange(n) if rows is None else rows, k)
-    dst, sim = neighbours.ravel(), cosines.ravel()
+    src, dst = np.repeat(np.arange(n) if rows is None else rows, k), neighbours.ravel()
     keep = dst >= 0
-    src, dst, sim = src[keep], dst[keep], sim[keep]
+    src, dst = src[keep], dst[keep]
     low, high = np.minimum(src, dst), np.maximum(src, dst)
     keys = low.astype(np.int64) * (int(max(high.max(initial=0), low.max(initial=0))) + 1) + high
     _, first = np.unique(keys, return_index=True)
-    return low[first], high[first], sim[first].astype(np.float64)
+    return low[first], high[first]
 
 
 def agglomerate(
-    n: int, heads: np.ndarray, tails: np.ndarray, sims: np.ndarray, threshold: float,
+    units: np.ndarray, heads: np.ndarray, tails: np.ndarray, threshold: float,
     constraints: Constraints | None = None, linkage: str = "average",
 ) -> np.ndarray:
-    """A cluster number per row (0..m-1, in order of first row): rows merged along the edges
-    (heads[e], tails[e], sims[e]) best linkage first while it is at least `threshold`, under `constraints`."""
+    """A cluster number per row of `units` (0..m-1, in order of first row): clusters joined by a graph edge
+    (heads[e], tails[e]) merged best linkage first while it is at least `threshold`, under `constraints`.
+
+    Average linkage is exact: the mean cosine over all pairs of faces of the two clusters, the dot product of
+    their vector sums over the product of their sizes; the graph only says which clusters to compare."""
     if linkage not in LINKAGES:
         raise ValueError(f"unknown linkage {linkage!r}; use one of {', '.join(LINKAGES)}")
-    c = constraints or Constraints()
+    n, c = len(units), constraints or Constraints()
     start = np.arange(n)
     seeds: dict[tuple[str, int], int] = {}
     for row, person in list(c.frozen.items()) + list(c.owner.items()):  # one starting cluster per person
@@ -77,31 +83,28 @@ def agglomerate(
     forbidden: dict[int, set[int]] = {}
     for row, people in c.forbidden.items():
         forbidden.setdefault(int(start[row]), set()).update(people)
-    size = np.bincount(start, minlength=n).astype(np.int64)
+    size = np.bincount(start, minlength=n).astype(np.float64)
+    order = np.argsort(start, kind="stable")
+    firsts = np.flatnonzero(np.r_[True, np.diff(start[order]) != 0])
+    sums = np.zeros((n, units.shape[1]), np.float64)  # a cluster's vector sum, at its number
+    sums[start[order][firsts]] = np.add.reduceat(units[order].astype(np.float64), firsts) if n else 0
     parent = list(range(n))
-    nbr: list[dict[int, list[float]] | None] = [{} for _ in range(n)]
-    for a, b, s in zip(start[heads].tolist(), start[tails].tolist(), sims.tolist(), strict=True):
-        if a == b:
-            continue
-        edge = nbr[a].get(b)
-        if edge is None:
-            nbr[a][b] = nbr[b][a] = [s, 1.0]  # one list shared by both directions
-        elif linkage == "average":
-            edge[0] += s
-            edge[1] += 1.0
-        else:
-            edge[0] = max(edge[0], s)
-
-    def score(edge: list[float]) -> float:
-        return edge[0] / edge[1] if linkage == "average" else edge[0]
-
-    heap = [(-score(e), a, b) for a in range(n) if nbr[a] for b, e in nbr[a].items() if a < b]
+    nbr: list[dict[int, float] | None] = [{} for _ in range(n)]  # cluster -> {neighbour cluster: linkage}
+    a_side, b_side = start[heads], start[tails]
+    apart = a_side != b_side
+    a_side, b_side = a_side[apart], b_side[apart]
+    links = (_rowwise(sums, a_side, b_side) / (size[a_side] * size[b_side]) if linkage == "average"
+             else _rowwise(units, heads[apart], tails[apart]))
+    for a, b, s in zip(a_side.tolist(), b_side.tolist(), links.tolist(), strict=True):
+        nbr[a][b] = nbr[b][a] = max(nbr[a].get(b, -np.inf), s)  # single: the best edge; average: all equal
+    # a pair under the threshold is left out: its linkage changes only when a side merges, which pushes it anew
+    heap = [(-s, a, b) for a in range(n) if nbr[a] for b, s in nbr[a].items() if a < b and s >= threshold]
     heapq.heapify(heap)
     while heap:
         negative, a, b = heapq.heappop(heap)
         if -negative < threshold:
             break
-        if nbr[a] is None or nbr[b] is None or b not in nbr[a] or score(nbr[a][b]) != -negative:
+        if nbr[a] is None or nbr[b] is None or nbr[a].get(b) != -negative:
             continue  # stale: a side merged away, or the pair's linkage changed since
         oa, ob = owner.get(a), owner.get(b)
         if ((a in frozen and b in frozen) or (oa is not None and ob is not None and oa != ob)
@@ -110,22 +113,18 @@ def agglomerate(
             continue
         keep, gone = (a, b) if size[a] >= size[b] else (b, a)
         size[keep] += size[gone]
+        sums[keep] += sums[gone]
         kept, moved = nbr[keep], nbr[gone]
         del kept[gone]
-        for other, edge in moved.items():
-            if other == keep:
-                continue
-            theirs = nbr[other]
-            del theirs[gone]
-            mine = kept.get(other)
-            if mine is None:
-                kept[other] = theirs[keep] = mine = edge
-            elif linkage == "average":
-                mine[0] += edge[0]
-                mine[1] += edge[1]
-            else:
-                mine[0] = max(mine[0], edge[0])
-            heapq.heappush(heap, (-score(mine), min(keep, other), max(keep, other)))
+        for other, s in moved.items():
+            if other != keep:
+                del nbr[other][gone]
+                kept[other] = nbr[other][keep] = max(kept.get(other, -np.inf), s)  # single linkage's rule
+        if linkage == "average":
+            _relink(nbr, sums, size, keep)
+        for other, s in kept.items():
+            if s >= threshold:
+                heapq.heappush(heap, (-s, min(keep, other), max(keep, other)))
         nbr[gone] = None
         parent[gone] = keep
         if gone in owner:
@@ -139,6 +138,21 @@ def agglomerate(
     first = np.full(labels.max() + 1 if n else 0, n, np.int64)
     np.minimum.at(first, labels, np.arange(n))
     return np.argsort(np.argsort(first, kind="stable"), kind="stable")[labels]
+
+
+def _rowwise(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """vectors[a[i]] . vectors[b[i]] for each i, a block at a time (a million edges at once would be 4 GB)."""
+    out = np.empty(len(a), np.float64)
+    for i in range(0, len(a), chunk):
+        out[i : i + chunk] = np.einsum("ij,ij->i", vectors[a[i : i + chunk]], vectors[b[i : i + chunk]])
+    return out
+
+
+def _relink(nbr: list[dict[int, float] | None], sums: np.ndarray, size: np.ndarray, a: int) -> None:
+    """Set cluster `a`'s average linkage to each of its graph neighbours, from the clusters' vector sums."""
+    others = np.fromiter(nbr[a], np.int64, len(nbr[a]))
+    for other, s in zip(others.tolist(), ((sums[others] @ sums[a]) / (size[others] * size[a])).tolist(), strict=True):
+        nbr[a][other] = nbr[other][a] = s
 
 
 def _root(parent: list[int], row: int) -> int:
@@ -156,6 +170,5 @@ def cluster(
     constraints: Constraints | None = None, linkage: str = "average",
 ) -> np.ndarray:
     """A cluster number per unit vector: `agglomerate` over their k-nearest-neighbour graph."""
-    neighbours, cosines = knn_graph(vectors, k)
-    heads, tails, sims = edges_of(neighbours, cosines)
-    return agglomerate(len(vectors), heads, tails, sims, threshold, constraints, linkage)
+    heads, tails = edges_of(knn_graph(vectors, k)[0])
+    return agglomerate(vectors, heads, tails, threshold, constraints, linkage)

@@ -198,17 +198,31 @@ def test_clustering_scores_by_hand() -> None:
     assert perfect.bcubed_f == perfect.pairwise_f == 1.0
 
 
+def _at(*degrees: float) -> np.ndarray:
+    """Unit vectors in a plane at these angles: cosine of two is the cosine of their angle's difference."""
+    radians = np.radians(degrees)
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1)
+
+
 def test_merging_obeys_the_constraints() -> None:
-    heads, tails, sims = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4]), np.array([0.9, 0.8, 0.9, 0.2])
-    assert agglomerate(5, heads, tails, sims, 0.5).tolist() == [0, 0, 0, 0, 1]
+    units, heads, tails = _at(0, 10, 20, 30, 120), np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4])
+    assert agglomerate(units, heads, tails, 0.5).tolist() == [0, 0, 0, 0, 1]
     pinned = Constraints(owner={0: 7, 3: 8})  # two people pinned apart never merge
-    labels = agglomerate(5, heads, tails, sims, 0.5, pinned)
+    labels = agglomerate(units, heads, tails, 0.5, pinned)
     assert labels[0] != labels[3]
     refused = Constraints(owner={0: 7}, forbidden={2: {7}})
-    assert agglomerate(5, heads, tails, sims, 0.5, refused)[2] != agglomerate(5, heads, tails, sims, 0.5, refused)[0]
+    assert agglomerate(units, heads, tails, 0.5, refused)[2] != agglomerate(units, heads, tails, 0.5, refused)[0]
     frozen = Constraints(frozen={0: 1, 3: 2})
-    labels = agglomerate(5, heads, tails, sims, 0.5, frozen)
+    labels = agglomerate(units, heads, tails, 0.5, frozen)
     assert labels[0] != labels[3] and labels[1] == labels[0]
+
+
+def test_average_linkage_counts_every_pair_not_only_the_graphs_edges() -> None:
+    # a chain 0 - 1 - 2 (cosine 0.64 each link) whose ends are far apart (cosine -0.17): the graph knows only
+    # the two links, but the mean over all pairs of {0, 1} and {2} is 0.24, under the threshold
+    units, heads, tails = _at(0, 50, 100), np.array([0, 1]), np.array([1, 2])
+    assert agglomerate(units, heads, tails, 0.5).tolist() == [0, 0, 1]
+    assert agglomerate(units, heads, tails, 0.5, linkage="single").tolist() == [0, 0, 0]
 
 
 def test_the_neighbour_graph_finds_the_exact_neighbours() -> None:
@@ -220,5 +234,5 @@ def test_the_neighbour_graph_finds_the_exact_neighbours() -> None:
     assert graph_recall(vectors, neighbours) >= 0.95
     assert not np.any(neighbours == np.arange(3000)[:, None])
     assert np.all(np.diff(cosines, axis=1) <= 0)
-    heads, tails, _ = edges_of(neighbours, cosines)
+    heads, tails = edges_of(neighbours)
     assert np.all(heads < tails) and len(set(zip(heads.tolist(), tails.tolist(), strict=True))) == len(heads)
