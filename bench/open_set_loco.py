@@ -7,9 +7,10 @@ it (`products.open_set.fit`), on the catalog half without C; then the query half
 are unknown queries (the catalog has nothing like them), the others known ones. Each query's top hit is found
 by brute force over the catalog half, as the store's exact re-rank finds it. Frozen embeddings, read from the
 embedding cache. Prints per left-out category and pooled: AUROC, share of unknown flagged, share of known
-flagged, with standard errors.
+flagged, with standard errors; for the decision as a build makes it (with the embedder's ImageNet classifier:
+the class-profile cue) and, `--without-profile`, for the two vector cues alone, in the same run.
 
-    python bench/open_set_loco.py [--catalog DIR --manifest CSV] [--json OUT]
+    python bench/open_set_loco.py [--catalog DIR --manifest CSV] [--without-profile] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lookalike.paths import data_dir  # noqa: E402
 from lookalike.products import open_set  # noqa: E402
 from lookalike.products.catalog import read_catalog  # noqa: E402
 from lookalike.products.embedding import embed_catalog  # noqa: E402
+from lookalike.products.parts.open_set import OpenSet  # noqa: E402
 from lookalike.products.splits import split_items  # noqa: E402
 
 
@@ -45,16 +47,26 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, default=data_dir() / "products")
     parser.add_argument("--manifest", type=Path, default=data_dir() / "products_manifest.csv")
     parser.add_argument("--model", default="efficientnet_lite1")
+    parser.add_argument("--without-profile", action="store_true", help="also score the two vector cues alone")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    embedded = embed_catalog(read_catalog(args.catalog, args.manifest), create_embedder(args.model), show_bar=False)
+    embedder = create_embedder(args.model)
+    embedded = embed_catalog(read_catalog(args.catalog, args.manifest), embedder, show_bar=False)
+    variants = {"profile": OpenSet.classifier(embedder), **({"vector cues": None} if args.without_profile else {})}
+    report = {name: run(embedded, classifier) for name, classifier in variants.items()}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+def run(embedded, classifier: open_set.Classifier | None) -> dict:
+    """Every category left out in turn (see the module's doc)."""
     where = {item.path: i for i, item in enumerate(embedded.items)}
     vectors, labels = embedded.vectors.astype(np.float64), np.asarray([i.category for i in embedded.items])
     catalog, queries = (np.asarray([where[i.path] for i in half]) for half in split_items(list(embedded.items)))
     rows, scores, known_all, flagged_all = [], [], [], []
     for left_out in sorted(set(labels)):
         inside = catalog[labels[catalog] != left_out]
-        spread, decision = open_set.fit(vectors[inside], labels[inside])
+        spread, decision = open_set.fit(vectors[inside], labels[inside], classifier=classifier)
         top1 = (vectors[queries] @ vectors[inside].T).max(1)
         score = decision.score(open_set.query_features(spread, top1, vectors[queries]))
         known = labels[queries] != left_out
@@ -70,9 +82,8 @@ def main() -> None:
     pooled = {"left_out_categories": len(rows), "unknown_queries": int((~known).sum()),
               "known_queries": int(known.sum()), "mean_auroc": float(np.mean([r["auroc"] for r in rows])),
               "unknown_flagged": _share(flagged[~known]), "known_flagged": _share(flagged[known])}
-    print(json.dumps(pooled))
-    if args.json:
-        args.json.write_text(json.dumps({"per_category": rows, "pooled": pooled}, indent=1))
+    print(json.dumps({"features": list(decision.features), **pooled}), flush=True)
+    return {"per_category": rows, "pooled": pooled}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from PIL import Image
 from lookalike.cli.main import main
 from lookalike.presentation import NOT_IN_CATALOG
 from lookalike.products import open_set
+from lookalike.products.build import build_index
 from lookalike.products.errors import IndexCorruptError
 from lookalike.products.parts.open_set import FILE
 from lookalike.products.search import ProductSearcher
@@ -154,4 +155,57 @@ def test_the_product_tab_says_it_above_the_gallery_and_marks_the_ranking(tiny_in
         categories, gallery, _, _, _, note = _results(result, (None, None))
         assert len(gallery) == 4  # the closest items still show
         assert (NOT_IN_CATALOG in note) is unknown and ("not confident" in categories.label) is unknown
+    searcher.close()
+
+
+def _classifier(categories: int = 8, dim: int = 16, seed: int = 0) -> open_set.Classifier:
+    """A classifier of one class per blob centre of `_blobs(categories, ..., seed)` and 32 random ones."""
+    centres = np.random.default_rng(seed).normal(size=(categories, dim))
+    rows = np.r_[centres, np.random.default_rng(9).normal(size=(32, dim))]
+    rows = 8 * rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return open_set.Classifier(rows.astype(np.float32), np.zeros(len(rows), np.float32))
+
+
+def test_the_class_profile_cue_has_fixed_weights_and_tells_a_far_kind_apart() -> None:
+    vectors, labels = _blobs(8, 30)
+    spread, decision = open_set.fit(vectors[30:], labels[30:], classifier=_classifier())
+    assert decision.features == open_set.PROFILE_FEATURES and spread.profiles.shape == (7, 40)
+    np.testing.assert_allclose(decision.weights / decision.weights[0], open_set.PROFILE_WEIGHTS)
+    assert decision.weights[0] > 0  # the fitted slope: closer never reads less in the catalog
+    fresh, fresh_labels = _blobs(8, 30, seed=0)
+    score = decision.score(open_set.query_features(spread, (fresh @ vectors[30:].T).max(1), fresh))
+    unknown = np.asarray(fresh_labels) == "c0"  # its own ImageNet-like class, which no catalog category has
+    assert (score[unknown] < decision.threshold).mean() >= 0.9
+    assert (score[~unknown] < decision.threshold).mean() <= 0.05
+    again = open_set.InCatalog.from_dict(json.loads(json.dumps(decision.to_dict())))
+    assert again.features == open_set.PROFILE_FEATURES
+    with pytest.raises(ValueError, match="features"):
+        open_set.InCatalog.from_dict({**decision.to_dict(), "features": ["top1", "profile"]})
+
+
+def test_an_embedder_with_a_classifier_keeps_it_in_the_index(tiny_catalog: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(ColourEmbedder.dim, 12)
+
+        def get_classifier(self) -> torch.nn.Module:
+            return self.fc
+
+    class WithClassifier(ColourEmbedder):
+        model = Model()
+
+    out = tmp_path / "index"
+    build_index(tiny_catalog, out, embedder=WithClassifier(), fast=True, trees=2, head_model="none", show_bar=False)
+    entry = json.loads((out / "manifest.json").read_text())["open_set"]
+    assert entry["features"] == list(open_set.PROFILE_FEATURES)
+    searcher = ProductSearcher.load(out, WithClassifier())
+    spread = searcher.part("open_set").spread
+    np.testing.assert_allclose(spread.classifier.weight, WithClassifier.model.fc.weight.detach().numpy(), atol=1e-3)
+    known = next(colour_photos(tmp_path / "q", 1, start=50).rglob("red/*.png"))
+    grey = _photo(tmp_path / "grey.png", (128, 128, 128))
+    assert searcher.search(known, top_k=3).in_catalog is True
+    assert searcher.search(grey, top_k=3).in_catalog_score < searcher.search(known, top_k=3).in_catalog_score
     searcher.close()

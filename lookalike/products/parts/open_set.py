@@ -4,7 +4,8 @@ score, fitted at build by leaving each category out in turn), on every search as
 that share the category, and a query of a kind the catalog lacks shares it with none, so the hits of a query
 scored below the threshold have their calibrated similarity multiplied by score / threshold (a query above it
 keeps its figures as calibrated; one far below reads near 0). An index without this part answers None for both
-and shows the similarity as before; an update adds it (it needs nothing but the vectors)."""
+and shows the similarity as before; an update adds it or refreshes it (it needs nothing but the vectors and the
+embedder's ImageNet classifier, kept in its file for the class-profile cue)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from lookalike.products.errors import IndexCorruptError
 from lookalike.products.index import LoadedIndex
-from lookalike.products.open_set import InCatalog, Spread, fit, query_features
+from lookalike.products.open_set import Classifier, InCatalog, Spread, fit, query_features
 from lookalike.products.options import BuildOptions
 from lookalike.products.parts.base import BuildContext, Part, Query
 from lookalike.products.results import Hit
@@ -32,14 +33,29 @@ class OpenSet(Part):
     def chosen(cls, options: BuildOptions, before, tuned: bool, preset: bool) -> bool:
         return preset or before is not None  # an update of an index without it adds it
 
+    @staticmethod
+    def classifier(embedder: object) -> Classifier | None:
+        """The embedder's linear ImageNet classifier over its pooled features (timm's `get_classifier`), if it
+        has one of its vectors' width (a tuned Lite backbone keeps its own, untouched by the tuning)."""
+        model = getattr(embedder, "model", None)
+        layer = model.get_classifier() if hasattr(model, "get_classifier") else None
+        weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+        if weight is None or bias is None or weight.ndim != 2 or weight.shape[1] != getattr(embedder, "dim", -1):
+            return None
+        stored = weight.detach().cpu().numpy().astype(np.float16)  # as its file keeps it, so search scores the same
+        return Classifier(stored.astype(np.float32), bias.detach().cpu().numpy().astype(np.float32))
+
     @classmethod
     def write(cls, build: BuildContext, folder: Path) -> dict | None:
-        fitted = fit(build.embedded.vectors, build.labels)
+        fitted = fit(build.embedded.vectors, build.labels, classifier=cls.classifier(build.embedder))
         if fitted is None:
             return None
         spread, decision = fitted
+        profile = {} if spread.classifier is None else {
+            "weight": spread.classifier.weight.astype(np.float16), "bias": spread.classifier.bias,
+            "profiles": spread.profiles}
         np.savez(folder / FILE, centroids=spread.centroids.astype(np.float32), table=spread.table,
-                 classes=np.asarray(spread.classes))
+                 classes=np.asarray(spread.classes), **profile)
         return decision.to_dict()
 
     @classmethod
@@ -47,9 +63,14 @@ class OpenSet(Part):
         path = index.folder / FILE
         try:
             with np.load(path, allow_pickle=False) as saved:
+                classifier = Classifier(saved["weight"].astype(np.float32), saved["bias"].astype(np.float32)) if (
+                    "weight" in saved.files) else None
                 spread = Spread([str(c) for c in saved["classes"]], saved["centroids"].astype(np.float64),
-                                saved["table"])
-            return cls(spread, InCatalog.from_dict(entry))
+                                saved["table"], classifier, saved["profiles"] if classifier else None)
+            decision = InCatalog.from_dict(entry)
+            if decision.features != spread.names:
+                raise ValueError(f"it holds the cues {list(spread.names)}, the manifest {list(decision.features)}")
+            return cls(spread, decision)
         except (OSError, KeyError, ValueError) as exc:
             raise IndexCorruptError(f"{path} is damaged or missing ({exc}); rebuild the index") from None
 
