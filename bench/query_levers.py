@@ -7,7 +7,10 @@ per-query differences).
 A variant sets, at query time only (the index is not rebuilt): whether the query is embedded with its mirror
 image (`flip`), the side its SIFT keypoints are extracted at (`side`; the catalog's stay at the index's), how
 many of the strongest keypoints of the query and of each candidate are matched (`points`), and how many of the
-first candidates are verified (`top_n`, the vote's and the re-ranking's).
+first candidates are verified (`top_n`, the vote's and the re-ranking's); and, from issue 37's second round, whether
+the query runs through the network's INT8 twin (`int8`), which matcher verifies (`matcher`: one matrix product a
+candidate as before, or one over all candidates), and whether the keypoints are extracted in a thread while the
+network embeds (`overlap`: then the "embed ms" column holds both, side by side, and "keypoints ms" is 0).
 
     python bench/query_levers.py --index IDX --queries QUERIES.csv [--every 1 --first 0] [--variants ...]
         [--out bench/out/levers.md]
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +41,10 @@ from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.products import spatial  # noqa: E402
 from lookalike.products.catalog import from_manifest  # noqa: E402
 from lookalike.products.parts.keypoints import KeypointCue  # noqa: E402
+from lookalike.products.query_photos import KEYPOINTS_BESIDE  # noqa: E402
 from lookalike.products.results import QueryCues  # noqa: E402
 from lookalike.products.search import ProductSearcher  # noqa: E402
-from model_zoo.product_embedders import QUERY_MIRROR  # noqa: E402
+from model_zoo.product_embedders import QUERY_INT8, QUERY_MIRROR  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,25 @@ class Variant:
     side: int = 348
     points: int = 500
     top_n: int = 20
+    int8: bool = False  # the query network's INT8 twin (`ProductEmbedder.for_queries`; no mirror image)
+    matcher: str = "per-candidate"  # today's `spatial.spatial_scores`, or "batched" (`bench/match_speed.py`)
+    overlap: bool = False  # keypoints extracted in a thread while the network embeds (timed together)
 
 
 #: "before": the settings before issue 37; "today": this code's defaults; the rest: one lever each.
 VARIANTS = {
     "before": Variant("before"),
-    "today": Variant("today", QUERY_MIRROR, spatial.QUERY_SIDE, spatial.MATCH_POINTS, spatial.TOP_N),
+    "today": Variant("today", QUERY_MIRROR, spatial.QUERY_SIDE, spatial.MATCH_POINTS, spatial.TOP_N, QUERY_INT8,
+                     overlap=KEYPOINTS_BESIDE),
+    # the defaults after issue 37's first round (no mirror, 256 px), then each lever of its second round
+    "round-1": Variant("round-1", flip=False, side=256),
+    "batched": Variant("batched", flip=False, side=256, matcher="batched"),
+    "int8": Variant("int8", flip=False, side=256, int8=True),
+    "int8-batched": Variant("int8-batched", flip=False, side=256, int8=True, matcher="batched"),
+    "int8-batched-overlap": Variant("int8-batched-overlap", flip=False, side=256, int8=True, matcher="batched",
+                                    overlap=True),
+    "overlap": Variant("overlap", flip=False, side=256, overlap=True),
+    "int8-overlap": Variant("int8-overlap", flip=False, side=256, int8=True, overlap=True),
     "no-mirror": Variant("no-mirror", flip=False),
     "side-256": Variant("side-256", side=256),
     "side-200": Variant("side-200", side=200),
@@ -74,8 +92,17 @@ def _ms(start: float) -> float:
     return 1000.0 * (time.perf_counter() - start)
 
 
+def _matchers() -> dict:
+    from bench.match_speed import _batched
+
+    return {"batched": _batched(1), "per-candidate": spatial.spatial_scores}
+
+
 def run(index: Path, queries: Path, every: int, names: list[str], first: int = 0) -> tuple[list[dict], int]:
     searcher = ProductSearcher.load(index)
+    matchers, pool = _matchers(), ThreadPoolExecutor(1)
+    if any(VARIANTS[name].int8 for name in names) and not searcher._queries.int8:
+        raise SystemExit("the query network has no INT8 twin here (QUERY_INT8 off, or the quantizer failed)")
     part = searcher.part("local_features")
     if part is None:
         raise SystemExit(f"{index} has no keypoints to re-rank with")
@@ -90,18 +117,29 @@ def run(index: Path, queries: Path, every: int, names: list[str], first: int = 0
         start = time.perf_counter()
         photo = load_image(item.path)
         decode = _ms(start)
-        vectors, extracted = {}, {}  # each embedding and extraction once a query, shared by the variants
+        vectors, extracted, overlapped = {}, {}, {}  # each embedding and extraction once a query, shared
         for variant in variants:
-            if variant.flip not in vectors:
+            key = (variant.flip, variant.int8)
+            embedder = searcher._queries if variant.int8 else searcher.embedder
+            if key not in vectors:
                 searcher.embedder.flip = variant.flip
                 start = time.perf_counter()
-                vectors[variant.flip] = searcher.embedder.embed([photo])[0], _ms(start)
+                vectors[key] = embedder.embed([photo])[0], _ms(start)
             if variant.side not in extracted:
                 start = time.perf_counter()
                 extracted[variant.side] = spatial.extract(photo, variant.side), _ms(start)
-            vector, embed = vectors[variant.flip]
+            vector, embed = vectors[key]
             features, keypoints = extracted[variant.side]
+            if variant.overlap:  # the same vector and keypoints, the two made side by side
+                if (key, variant.side) not in overlapped:
+                    start = time.perf_counter()
+                    future = pool.submit(spatial.extract, photo, variant.side)
+                    embedder.embed([photo])
+                    future.result()
+                    overlapped[key, variant.side] = _ms(start)
+                embed, keypoints = overlapped[key, variant.side], 0.0
             spatial.MATCH_POINTS, spatial.TOP_N = variant.points, variant.top_n
+            spatial.spatial_scores = matchers[variant.matcher]
             start = time.perf_counter()
             result = searcher.search_vector(vector, 30, "all", QueryCues({part.name: KeypointCue(features)}))
             search = _ms(start)
@@ -119,6 +157,7 @@ def run(index: Path, queries: Path, every: int, names: list[str], first: int = 0
                 record["r10"].append(rank < 10)
     searcher.embedder.flip = True
     spatial.MATCH_POINTS, spatial.TOP_N = VARIANTS["today"].points, VARIANTS["today"].top_n
+    spatial.spatial_scores = matchers["per-candidate"]
     return _table(outcome, variants[0].name), len(items)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ GPU_BATCH = 64
 #: the catalog's mirror-averaged vectors found the same items from the photo alone (exact-product recall@1 and
 #: category top-1 within noise) for half the query's network time (issue 37; docs/benchmarks.md, "Stage times").
 QUERY_MIRROR = False
+#: Whether a query photo runs through an INT8 twin of the onnxruntime network (`model_zoo.int8`), calibrated on
+#: photos of the catalog searched (`for_queries`): the network 2-2.6x faster a photo and the whole query 0.83-0.87
+#: of its time; on held-out half-split queries quality within noise, but on GroceryStore val (frozen build) P@10
+#: -0.020 +- 0.009 paired, and the twin costs ~11 CPU s the first time a catalog is searched (a first demo search,
+#: the first start after each build). So off by default (issue 37; docs/experiments/query-speed.md).
+QUERY_INT8 = False
 BACKENDS = ("auto", "onnx", "torch")
 TF_LITE_NORM = (0.5, 0.5, 0.5)
 _threads_lock = threading.Lock()
@@ -92,6 +98,8 @@ class ProductEmbedder:
         _set_threads()
         self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
         self.weights = weights
+        self.int8 = False  # a query twin on the INT8 network (`for_queries`)
+        self._query_twin: ProductEmbedder | None = None
         self._folded: nn.Module | None = None
         self._fold_lock = threading.Lock()
         # pre-logits width: wider than num_features where a head adds a hidden layer (MobileNetV3: 1280 vs 960)
@@ -127,14 +135,16 @@ class ProductEmbedder:
 
     @property
     def config(self) -> dict[str, Any]:
-        """Everything needed to rebuild this exact embedder (recorded in an index's manifest)."""
-        return {
+        """Everything needed to rebuild this exact embedder (recorded in an index's manifest); a query twin on the
+        INT8 network says so (`int8`), so an evaluation's cached query vectors are its own."""
+        config = {
             "name": self.name,
             "weights": self.weights,
             "size": self.preprocess.size,
             "flip": self.flip,
             "resize": self.preprocess.resize,
         }
+        return {**config, "int8": True} if self.int8 else config
 
     def prepare(self, image: Pixels) -> np.ndarray:
         """float32 [3, size, size]: the decoded photo resized and normalised. Thread-safe; PIL releases the
@@ -165,15 +175,39 @@ class ProductEmbedder:
         ]
         return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, self.dim), np.float32)
 
-    def for_queries(self) -> ProductEmbedder:
+    def for_queries(self, calibration: Callable[[], Sequence[Pixels]] | None = None) -> ProductEmbedder:
         """This embedder as search embeds a query photo: the same network, with the mirror image only when
-        QUERY_MIRROR says so (the catalog's vectors keep theirs). Its `config` says which, so an evaluation's
-        cached query vectors are its own."""
-        if self.flip == QUERY_MIRROR:
-            return self
-        twin = copy.copy(self)
-        twin.flip = QUERY_MIRROR
-        return twin
+        QUERY_MIRROR says so (the catalog's vectors keep theirs), and with QUERY_INT8 on an INT8 twin of the
+        onnxruntime network calibrated on the photos `calibration()` gives (catalog photos: made once, cached).
+        The first twin made with `calibration` is kept: later calls (an evaluation's) get the same one. Its
+        `config` says which, so an evaluation's cached query vectors are its own."""
+        with self._fold_lock:
+            if self._query_twin is not None:
+                return self._query_twin
+        twin = self
+        if self.flip != QUERY_MIRROR:
+            twin = copy.copy(self)
+            twin.flip = QUERY_MIRROR
+        if calibration is None:
+            return twin
+        session = self._int8_session(calibration) if QUERY_INT8 and self._onnx is not None else None
+        if session is not None:
+            twin = copy.copy(twin)
+            twin._onnx, twin.int8, twin._query_twin = session, True, None
+        with self._fold_lock:
+            self._query_twin = self._query_twin or twin
+            return self._query_twin
+
+    def _int8_session(self, calibration: Callable[[], Sequence[Pixels]]) -> OnnxSession | None:
+        from model_zoo.int8 import quantize
+
+        assert self._onnx is not None
+        pixels = np.stack([self.prepare(photo) for photo in calibration()])
+        if len(pixels) == 0:
+            return None
+        path = quantize(self._onnx.path, pixels, cache_dir() / "onnx", self._onnx.run,
+                        lambda file, rows: OnnxSession(file, "an INT8 twin").run(rows))
+        return None if path is None else OnnxSession(path, f"the INT8 twin of {self.name}")
 
     @torch.inference_mode()
     def classify(self, images: Sequence[Pixels]) -> np.ndarray:

@@ -100,13 +100,16 @@ class ProjectedProductEmbedder:
     def embed(self, images: Sequence, batch_size: int | None = None) -> np.ndarray:
         return self._head.project(self.backbone.embed(images, batch_size)) / self._head.alpha
 
-    def for_queries(self) -> ProjectedProductEmbedder:
-        """This embedder as search embeds a query: through the backbone's query twin (`ProductEmbedder.for_queries`)."""
-        queries = self.backbone.for_queries()
+    def for_queries(self, calibration=None) -> ProjectedProductEmbedder:
+        """This embedder as search embeds a query: through the backbone's query twin (`ProductEmbedder.for_queries`,
+        `calibration` passed on)."""
+        queries = self.backbone.for_queries(calibration)
         if queries is self.backbone:
             return self
         twin = copy.copy(self)
         twin.backbone, twin.config = queries, {**self.config, "flip": queries.flip}
+        if queries.int8:
+            twin.config["int8"] = True
         return twin
 
 

@@ -69,6 +69,7 @@ def serve(args: argparse.Namespace) -> None:
     demo = build_demo(services)
     served = product_index_dir(args.index, args.catalog)
     demo.queue(default_concurrency_limit=args.concurrency).launch(
+        prevent_thread_lock=True,  # returns once the page answers: a deferred face model loads then
         server_name=args.host,
         server_port=args.port,
         share=args.share,
@@ -77,6 +78,9 @@ def serve(args: argparse.Namespace) -> None:
         allowed_paths=[str(served / THUMBNAILS)],  # the gallery's thumbnails; nothing else of the index
         show_error=True,
     )
+    if services.faces_deferred:
+        services.load_faces_later()
+    demo.block_thread()
 
 
 def main(argv: list[str] | None = None) -> None:

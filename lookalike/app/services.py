@@ -1,9 +1,10 @@
-"""What the app serves from: the product searcher and the face verifiers, loaded once at start-up and
-warmed, so each request only embeds its photo.
+"""What the app serves from: the product searcher and the face verifiers, loaded once and warmed, so each
+request only embeds its photo.
 
-The product index may not exist yet when the page opens: the demo catalog's index is built at the first
-start (`demo`), in a background thread, while the face tab already works and the product tab shows the
-build's progress (`ProductIndex`)."""
+When a built index is served, the default face model loads after the page answers (issue 37), in a
+background thread (`Services.load_faces_later`), a face request made first waiting for it. The product index
+may not exist yet: the demo catalog's index is built at the first start (`demo`), in a background thread, the
+product tab showing the build's progress (`ProductIndex`); such a start loads the face model first, as before."""
 
 from __future__ import annotations
 
@@ -14,20 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lookalike.app import demo
 from lookalike.app.admin import Admin
-from lookalike.faces.any_gallery import gallery_model
-from lookalike.faces.live import LiveGallery
-from lookalike.faces.people_index import People, PeopleError
-from lookalike.faces.verify import FaceVerifier
 from lookalike.instances import Instances
+from lookalike.products.index import index_exists
 from lookalike.products.live import IndexUnavailableError, LiveSearcher
-from lookalike.products.search import ProductSearcher
 from model_zoo import DEFAULT_FACE_MODEL, list_face_models
+
+if TYPE_CHECKING:  # the face modules import torch: loaded with the face model, after the page answers
+    from lookalike.faces.live import LiveGallery
+    from lookalike.faces.verify import FaceVerifier
+    from lookalike.products.search import ProductSearcher
 
 log = logging.getLogger("lookalike.app")
 
@@ -137,15 +139,44 @@ class ProductIndex:
 class Services:
     products: ProductIndex
     face_models: list[str]
-    verifiers: Instances[str, FaceVerifier] = field(default_factory=lambda: Instances(FaceVerifier))
+    verifiers: Instances[str, FaceVerifier] = field(default_factory=lambda: Instances(_face_verifier))
     face_gallery: LiveGallery | None = None  # `--faces-index`, followed on disk: the people the third tab searches
     people: LiveGallery | None = None  # `--people-index` (cluster-faces), followed on disk: the People tab's
     admin: Admin = field(default_factory=lambda: Admin(None))  # who may change data; off: read-only
     manager: Any = None  # app.manage.CatalogManager: the admin's writable catalog (--admin-token, --catalog DIR)
+    faces_deferred: bool = False  # the default face model is left to `load_faces_later` (after the page answers)
 
     def verifier(self, name: str) -> FaceVerifier:
         """The face model `name`, loaded on its first request and shared by every one after."""
         return self.verifiers.get(name)
+
+    def load_faces_later(self) -> threading.Thread:
+        """Load and warm the default face model in a daemon thread (the page already answers; a first start's
+        index build goes first): a face request made meanwhile waits for it (`verifier`). Its helper processes
+        are spawned, not forked, since the server's threads run (`faces.process_pool`)."""
+
+        def load() -> None:
+            _import_gradio_lazies()  # before any request can pay for it
+            while self.products.building:  # a first start's build has the cores first (its search is awaited)
+                time.sleep(1.0)
+            started = time.perf_counter()
+            try:
+                self.verifier(DEFAULT_FACE_MODEL).warm_up()
+            except Exception:  # the request that needs it raises the error again, on its tab
+                log.exception("loading the face model failed")
+                return
+            log.info("face model and helpers loaded in %.1f s (the page answered meanwhile)",
+                     time.perf_counter() - started)
+
+        thread = threading.Thread(target=load, name="face-models", daemon=True)
+        thread.start()
+        return thread
+
+
+def _face_verifier(name: str) -> FaceVerifier:
+    from lookalike.faces.verify import FaceVerifier
+
+    return FaceVerifier(name)
 
 
 def _import_gradio_lazies() -> None:
@@ -159,11 +190,14 @@ def _import_gradio_lazies() -> None:
 
 
 def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path | None = None,
-                  people_index: Path | None = None) -> Services:
-    """The face model, loaded (and warmed) before the server starts any thread, so its helper processes fork
-    with the model loaded; the face gallery `faces_index`, if given, searched with those helpers; then the
-    product index: `index_dir` (built from `catalog` in the background when missing), or with neither given
-    the demo catalog's, built in the background at the first start.
+                  people_index: Path | None = None, defer_faces: bool = True) -> Services:
+    """The product index: `index_dir` (built from `catalog` in the background when missing), or with neither
+    given the demo catalog's, built in the background at the first start; and the face models.
+
+    The default face model is loaded after the page answers (`defer_faces`, `Services.load_faces_later`) when a
+    built index is served: a face request that comes first waits for it, the product tab does not. A first
+    start that builds its index loads it before, as it did. A face gallery `faces_index` or
+    people index `people_index`, if given, is opened now with its model (a bad one stops the start).
 
     Raises:
         FileNotFoundError, GalleryError, PeopleError: `faces_index` is not a face gallery or people index, or
@@ -172,16 +206,25 @@ def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path
     """
     start = time.perf_counter()
     face_models = list_face_models(available_only=True)
-    verifiers: Instances[str, FaceVerifier] = Instances(FaceVerifier)
-    verifier = verifiers.get(DEFAULT_FACE_MODEL)
-    _import_gradio_lazies()
-    verifier.warm_up()
-    face_gallery = None
+    verifiers: Instances[str, FaceVerifier] = Instances(_face_verifier)
+    face_gallery = people = None
+    if faces_index is not None or people_index is not None:
+        from lookalike.faces.any_gallery import gallery_model
+        from lookalike.faces.live import LiveGallery
+        from lookalike.faces.people_index import People, PeopleError
+    # a first start that builds its index loads the face model first, as before: under load, deferring it
+    # measured no faster for the first search (docs/experiments/start-and-build-speed.md)
+    builds = not index_exists(product_index_dir(index_dir, catalog))
+    deferred = defer_faces and faces_index is None and people_index is None and not builds
+    if not deferred:
+        # a gallery's helpers embed with its model, loaded now; and before any thread, so they fork with it
+        verifier = verifiers.get(DEFAULT_FACE_MODEL)
+        _import_gradio_lazies()
+        verifier.warm_up()
     if faces_index is not None:
         # which model it needs (the helpers to embed with), read from its manifest: a bad gallery stops the start
         model = gallery_model(faces_index)
         face_gallery = LiveGallery(faces_index, pipeline=verifiers.get(model).pipeline)
-    people = None
     if people_index is not None:
         people = LiveGallery(people_index, pipeline=verifiers.get(gallery_model(people_index)).pipeline)
         with people.loaded_or_raise().lease() as loaded:
@@ -191,10 +234,10 @@ def load_services(index_dir: Path | None, catalog: str | None, faces_index: Path
         face_gallery = face_gallery or people
     face_loaded = time.perf_counter()
     products = _product_index(index_dir, catalog)
-    log.info("loaded in %.1f s: face model and helpers %.1f s, product index %.1f s%s",
+    log.info("loaded in %.1f s: face galleries %.1f s, product index %.1f s%s",
              time.perf_counter() - start, face_loaded - start, time.perf_counter() - face_loaded,
              " (building in the background)" if products.building else "")
-    return Services(products, face_models, verifiers, face_gallery, people)
+    return Services(products, face_models, verifiers, face_gallery, people, faces_deferred=deferred)
 
 
 def product_index_dir(index_dir: Path | None, catalog: str | None) -> Path:

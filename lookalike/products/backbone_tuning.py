@@ -79,20 +79,28 @@ class FrozenMaps:
     (positions in the list given), and the unreadable ones (number, reason)."""
 
     maps: torch.Tensor
-    mirrored: torch.Tensor
+    mirrored: torch.Tensor | None  # None: no mirror pass (`MIRROR_PASS`); the photos' maps flipped stand in
     kept: list[int]
     skipped: list[tuple[int, str]]
 
 
 Prepare = Callable[[int], np.ndarray]  # photo number -> float32 [3, size, size]; raises ImageError
 
+#: Whether the frozen pass also runs each photo's mirror image (its maps give the vector's mirror half). False:
+#: the photo's maps, flipped, stand in for them, halving the frozen pass: within noise of the mirror pass on the
+#: half split and GroceryStore val (docs/experiments/start-and-build-speed.md; the default build's table,
+#: docs/benchmarks.md).
+MIRROR_PASS = False
 
-def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbedder, device: str) -> FrozenMaps:
+
+def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbedder, device: str,
+                mirror: bool | None = None) -> FrozenMaps:
     """The frozen stages over photos 0..count-1 (`prepare` decodes one: a build's also notes its size and
     thumbnail). Photos are decoded in two threads, two batches ahead; on a CPU the frozen stages run in
     onnxruntime (exported once, checked against torch): 67 photos/s against 26 in eager torch for Lite1,
     decoding included, before the mirror images were added."""
     batch = 8 if device == "cpu" else 64
+    mirror = MIRROR_PASS if mirror is None else mirror
     session = _onnx_front(tail, embedder) if device == "cpu" else None
     skipped: list[tuple[int, str]] = []
 
@@ -119,7 +127,8 @@ def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbed
         array, numbers = decoded.result()
         if numbers:
             chunks.append(run(array))
-            mirrored.append(run(np.ascontiguousarray(array[..., ::-1])))
+            if mirror:
+                mirrored.append(run(np.ascontiguousarray(array[..., ::-1])))
             kept.extend(numbers)
 
     with ThreadPoolExecutor(2) as pool, torch.inference_mode():
@@ -131,7 +140,7 @@ def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbed
             front(pending.popleft())
     if not chunks:
         raise ValueError(f"no readable photo among the {count} catalog items")
-    return FrozenMaps(torch.cat(chunks), torch.cat(mirrored), kept, skipped)
+    return FrozenMaps(torch.cat(chunks), torch.cat(mirrored) if mirror else None, kept, skipped)
 
 
 def _onnx_front(tail: Tail, embedder: ProductEmbedder) -> OnnxSession | None:
@@ -186,11 +195,14 @@ def _batches(maps: torch.Tensor, device: str, size: int = 64):
 def tail_vectors(tail: Tail, frozen: FrozenMaps, device: str) -> np.ndarray:
     """float32 [N, dim] unit vectors of the photos whose maps `frozen` holds: each photo's features plus its
     mirror image's, normalised, as the embedder's `flip` makes them (the full network on a photo gives the
-    same vector up to the maps' float16 rounding)."""
+    same vector up to the maps' float16 rounding); without a mirror pass, the photo's maps flipped stand in."""
     tail.eval()
     with torch.inference_mode():
-        features = [tail.features(a) + tail.features(b)
-                    for a, b in zip(_batches(frozen.maps, device), _batches(frozen.mirrored, device), strict=True)]
+        if frozen.mirrored is None:  # no mirror pass: the photo's maps flipped
+            features = [tail.features(a) + tail.features(a.flip(-1)) for a in _batches(frozen.maps, device)]
+        else:
+            features = [tail.features(a) + tail.features(b) for a, b in
+                        zip(_batches(frozen.maps, device), _batches(frozen.mirrored, device), strict=True)]
     return nn.functional.normalize(torch.cat(features), dim=1).float().cpu().numpy()
 
 

@@ -36,6 +36,7 @@ from lookalike.products.calibration import linear_similarity
 from lookalike.products.explain import Explanation
 from lookalike.products.heads import head_input, ranking
 from lookalike.products.index import LoadedIndex, load_index
+from lookalike.products.query_photos import calibration, embed_with_keypoints
 from lookalike.products.results import Hit, QueryCues, SearchResult
 from lookalike.vectors.neighbours import nearest
 from lookalike.vectors.stores import Found
@@ -66,7 +67,7 @@ class ProductSearcher:
     def __init__(self, index: LoadedIndex, embedder: ProductEmbedder, current: ProductSearcher | None = None) -> None:
         """Opens every part the index has; `current`: the searcher this one replaces, whose parts' models are
         reused where the new index names the same ones."""
-        self.index, self.embedder, self._queries = index, embedder, embedder.for_queries()  # queries' embedding
+        self.index, self.embedder, self._queries = index, embedder, embedder.for_queries(calibration(index))
         self.parts: dict[str, registry.Part] = {}
         try:
             for kind in registry.PARTS:
@@ -156,10 +157,9 @@ class ProductSearcher:
     def _search(self, query: registry.Query, top_k: int, scope: str) -> SearchResult:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        timings: dict[str, float] = {}
         start = time.perf_counter()
         ranked = self._rank(query)
-        timings["categorize"] = _ms(start)
+        timings = {"categorize": _ms(start)}
         category = self._scope(scope, ranked[0][0])
         start = time.perf_counter()
         if scope == "blend":
@@ -263,7 +263,7 @@ class ProductSearcher:
         """The top_k catalog items most like `image`, most similar first (see `lookalike.search`)."""
         start = time.perf_counter()
         photo = load_image(image)
-        query = self._query(self._queries.embed([photo])[0], photo, None, rerank=rerank, read_text=read_text)
+        query = self._query(*embed_with_keypoints(self, photo, rerank), rerank=rerank, read_text=read_text)
         embed_ms = _ms(start)
         result = self._search(query, top_k, scope)
         result.timings_ms = {"embed": embed_ms, **result.timings_ms, "total": _ms(start)}
@@ -273,8 +273,8 @@ class ProductSearcher:
         self, image: ImageSource, rerank: bool | None = None, read_text: bool | None = None
     ) -> tuple[np.ndarray, QueryCues]:
         """The query's vector and its cues; keep both to re-run `search_vector` without the photo. One cue after
-        the other: extracting in a thread while the network ran made the network several times slower
-        (docs/experiments/second-view.md)."""
+        the other (`search` extracts the keypoints beside the network: `query_photos.embed_with_keypoints`; a
+        batch's second views are embedded first, docs/experiments/second-view.md)."""
         photo = load_image(image)
         vector = self._queries.embed([photo])[0]
         return vector, self.query_cues(photo, vector, rerank, read_text)

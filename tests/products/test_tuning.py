@@ -153,7 +153,7 @@ def test_train_embedding_tunes_through_the_build_s_orchestrator_with_its_default
     with pytest.raises(Stop):
         cli.main(["train-embedding", "--data", str(catalog), "--tune-blocks", "2", "--device", "cpu",
                   "--out", str(tmp_path / "tuned")])
-    assert asked == [TuneConfig()] and asked[0].epochs == BUILD_EPOCHS == 3
+    assert asked == [TuneConfig()] and asked[0].epochs == BUILD_EPOCHS == 2
 
 
 def test_fast_builds_the_frozen_pipeline(data_root: Path, tmp_path: Path) -> None:

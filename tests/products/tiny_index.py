@@ -35,7 +35,7 @@ class ColourEmbedder:
     def embed(self, images, batch_size: int | None = None) -> np.ndarray:
         return self.embed_prepared(np.stack([self.preprocess.array(load_image(image)) for image in images]))
 
-    def for_queries(self) -> ColourEmbedder:
+    def for_queries(self, calibration=None) -> ColourEmbedder:
         return self  # no mirror image to leave out
 
 
