@@ -31,7 +31,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from lookalike.evaluation.face_metrics import auc, best_threshold, fold_labels, tar_at_far  # noqa: E402
 from lookalike.evaluation.face_pairs import load_pairs  # noqa: E402
-from lookalike.evaluation.report import markdown_table  # noqa: E402
+from lookalike.evaluation.report import markdown_table, show  # noqa: E402
 from lookalike.faces.pipeline import _default_face  # noqa: E402
 from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.paths import data_dir  # noqa: E402
@@ -186,10 +186,7 @@ def main() -> None:
                       "embed ms": round(float(np.median(arrays[f"{kind}_{view}_ms"])), 1)})
         rows.append(entry)
     text = f"{len(pairs)} LFW pairs, {len(images)} photos; chosen on folds {args.choose}\n\n{markdown_table(rows)}"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    show(text, args.out)
 
 
 if __name__ == "__main__":

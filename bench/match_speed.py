@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from lookalike.evaluation.report import markdown_table  # noqa: E402
+from lookalike.evaluation.report import markdown_table, show  # noqa: E402
 from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.products import spatial  # noqa: E402
 from lookalike.products.catalog import from_manifest  # noqa: E402
@@ -138,10 +138,7 @@ def main() -> None:
                      "mean |diff|": round(float(np.abs(mine - reference).mean()), 2)})
     text = (f"{len(times[base])} queries from {args.queries} (every {args.every}th from {args.first}), "
             f"{spatial.TOP_N} candidates each, index {args.index}\n\n{markdown_table(rows)}")
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    show(text, args.out)
 
 
 if __name__ == "__main__":

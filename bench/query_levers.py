@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from lookalike.evaluation.report import markdown_table  # noqa: E402
+from lookalike.evaluation.report import markdown_table, show  # noqa: E402
 from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.products import spatial  # noqa: E402
 from lookalike.products.catalog import from_manifest  # noqa: E402
@@ -195,10 +195,7 @@ def main() -> None:
     rows, count = run(args.index, args.queries, args.every, args.variants, args.first)
     text = f"{count} queries from {args.queries}, index {args.index}, scope all, re-ranking on\n\n"
     text += markdown_table(rows)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    show(text, args.out)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ if str(REPO_ROOT) not in sys.path:
 from bench.cold_start import launched_app  # noqa: E402
 from bench.query_levers import run as query_variants  # noqa: E402
 from lookalike.evaluation.products import spread  # noqa: E402
-from lookalike.evaluation.report import markdown_table  # noqa: E402
+from lookalike.evaluation.report import markdown_table, show  # noqa: E402
 from lookalike.images.loading import load_image  # noqa: E402
 from lookalike.products import spatial  # noqa: E402
 from lookalike.products.heads import CategoryHead  # noqa: E402
@@ -249,10 +249,7 @@ def main() -> None:
         rows += face_verify(args.face_runs, pass_ms)
     text = (f"{os.cpu_count()} cores, load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the "
             f"end; index {args.index}\n\n{markdown_table(rows)}")
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    show(text, args.out)
 
 
 if __name__ == "__main__":

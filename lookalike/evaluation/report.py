@@ -32,6 +32,15 @@ def markdown_table(rows: Sequence[Mapping[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def show(text: str, out: Path | None = None) -> None:
+    """Print a benchmark's text and, given `out`, write it there too (its folder made: bench/out/ is git-ignored,
+    so absent in a clone)."""
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 def write_table(rows: Sequence[Mapping[str, object]], out_dir: Path, name: str, title: str = "") -> str:
     """Write `name`.md and `name`.csv in `out_dir`; returns the Markdown text."""
     out_dir.mkdir(parents=True, exist_ok=True)
