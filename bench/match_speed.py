@@ -37,18 +37,6 @@ def _reference(query, candidates) -> np.ndarray:
     return spatial.spatial_scores(query, candidates)
 
 
-def _ratio_matches(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`spatial.matched_points`' ratio test on one candidate's block of the similarity matrix (changed)."""
-    rows = np.arange(len(similarity))
-    target = similarity.argmax(axis=1)
-    best = similarity[rows, target]
-    similarity[rows, target] = -np.inf
-    second = similarity.max(axis=1)
-    distance, next_distance = np.sqrt(np.maximum(2 - 2 * best, 0)), np.sqrt(np.maximum(2 - 2 * second, 0))
-    good = np.flatnonzero(distance < spatial.RATIO * next_distance)
-    return good, target[good]
-
-
 def matched_many(query: spatial.LocalFeatures, candidates) -> list[int]:
     """The inlier counts of `spatial.matched_points` for each candidate, from ONE matrix product of the query's
     RootSIFT rows with every candidate's at once (the query's rows normalised once): the lever measured."""
@@ -63,7 +51,7 @@ def matched_many(query: spatial.LocalFeatures, candidates) -> list[int]:
     source_points, start = query.points.astype(np.float32), 0
     for i in usable:
         end = start + len(kept[i].points)
-        good, target = _ratio_matches(similarity[:, start:end])
+        good, target = spatial.ratio_matches(similarity[:, start:end])
         start = end
         if len(good) < 4:
             continue

@@ -104,6 +104,19 @@ def _root_sift(descriptors: np.ndarray) -> np.ndarray:
     return np.sqrt(values / np.maximum(values.sum(axis=1, keepdims=True), 1e-6))
 
 
+def ratio_matches(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query rows, their candidate rows) passing Lowe's ratio test, from the RootSIFT similarity matrix
+    [query points, candidate points] (changed in place)."""
+    rows = np.arange(len(similarity))
+    target = similarity.argmax(axis=1)
+    best = similarity[rows, target]
+    similarity[rows, target] = -np.inf
+    second = similarity.max(axis=1)
+    distance, next_distance = np.sqrt(np.maximum(2 - 2 * best, 0)), np.sqrt(np.maximum(2 - 2 * second, 0))
+    good = np.flatnonzero(distance < RATIO * next_distance)
+    return good, target[good]
+
+
 def matched_points(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
     """The ratio-test matches between two photos that one RANSAC homography explains, as two float32 [n, 2]
     arrays of keypoints (row i of one matches row i of the other; none when under 4 matches). Nearest
@@ -113,18 +126,11 @@ def matched_points(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.n
     query, candidate = query.strongest(MATCH_POINTS), candidate.strongest(MATCH_POINTS)
     if len(query.points) < 2 or len(candidate.points) < 2:
         return none
-    similarity = _root_sift(query.descriptors) @ _root_sift(candidate.descriptors).T
-    rows = np.arange(len(similarity))
-    target = similarity.argmax(axis=1)
-    best = similarity[rows, target]
-    similarity[rows, target] = -np.inf
-    second = similarity.max(axis=1)
-    distance, next_distance = np.sqrt(np.maximum(2 - 2 * best, 0)), np.sqrt(np.maximum(2 - 2 * second, 0))
-    good = np.flatnonzero(distance < RATIO * next_distance)
+    good, target = ratio_matches(_root_sift(query.descriptors) @ _root_sift(candidate.descriptors).T)
     if len(good) < 4:
         return none
     source = query.points[good].astype(np.float32)
-    destination = candidate.points[target[good]].astype(np.float32)
+    destination = candidate.points[target].astype(np.float32)
     _, mask = cv2.findHomography(source, destination, ESTIMATOR, RANSAC_PX)
     if mask is None:
         return none
