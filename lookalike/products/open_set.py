@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -90,8 +91,8 @@ class Spread:
     def names(self) -> tuple[str, ...]:
         return FEATURES if self.classifier is None else PROFILE_FEATURES
 
-    @property
-    def unit_profiles(self) -> np.ndarray:
+    @cached_property
+    def unit_profiles(self) -> np.ndarray:  # once per index, not once per query
         return _unit(self.profiles)
 
     def features(self, top1: np.ndarray, centroid_cos: np.ndarray,
@@ -185,8 +186,8 @@ def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.nd
         centroid_cos = vectors[rows] @ spread.centroids.T
         profile_cos, probs = None, None
         if spread.classifier is not None:
-            probs = spread.classifier.probs(vectors[rows])
-            profile_cos = _unit(probs) @ spread.unit_profiles.T
+            unit_probs = _unit(probs := spread.classifier.probs(vectors[rows]))
+            profile_cos = unit_probs @ spread.unit_profiles.T
         unknown = np.where(codes[None, :] == own[:, None], -np.inf, scores).max(1)
         features.append(spread.features(unknown, np.where(mine, -np.inf, centroid_cos),
                                         None if probs is None else np.where(mine, -np.inf, profile_cos)))
@@ -198,7 +199,7 @@ def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.nd
         centroid_cos[np.arange(n), own] = _own_centroid_cos(vectors[rows], own, sums, sizes)
         if probs is not None:  # its own category's profile without it
             profile_cos[np.arange(n), other] = -np.inf
-            profile_cos[np.arange(n), own] = np.einsum("ij,ij->i", _unit(probs), _unit(spread.profiles[own] - probs))
+            profile_cos[np.arange(n), own] = np.einsum("ij,ij->i", unit_probs, _unit(spread.profiles[own] - probs))
         keep = sizes[own] > 1
         features.append(spread.features(known, np.nan_to_num(centroid_cos, nan=-np.inf), profile_cos)[keep])
         labels.append(np.ones(int(keep.sum())))
