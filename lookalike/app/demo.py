@@ -35,17 +35,16 @@ def examples() -> list[str]:
 
 def _key() -> str:
     """A hash of what the index is made from: the manifest, every photo's name and size, the build's defaults."""
-    from lookalike.products import backbone_tuning
     from lookalike.products.build import BuildOptions
     from lookalike.products.parts import PRESETS
-    from lookalike.products.tuning_policy import TuneConfig
+    from lookalike.products.tuning_policy import MIRROR_PASS, TuneConfig
 
     digest = hashlib.sha256(MANIFEST.read_bytes())
     for photo in sorted(PHOTOS.rglob("*.jpg")):
         digest.update(f"{photo.relative_to(PHOTOS)}:{photo.stat().st_size}\n".encode())
     digest.update(json.dumps(asdict(BuildOptions()), sort_keys=True, default=str).encode())
     digest.update(json.dumps(PRESETS, sort_keys=True).encode())  # a new default part (open_set) rebuilds it
-    digest.update(json.dumps([asdict(TuneConfig()), backbone_tuning.MIRROR_PASS]).encode())  # the tuning's too
+    digest.update(json.dumps([asdict(TuneConfig()), MIRROR_PASS]).encode())  # the tuning's too
     digest.update(__version__.encode())
     return digest.hexdigest()[:16]
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from lookalike.images.loading import ImageError
 from lookalike.paths import cache_dir
-from lookalike.products.tuning_policy import TuneConfig, tunable
+from lookalike.products.tuning_policy import MIRROR_PASS, TuneConfig, tunable
 from model_zoo.onnx_runtime import OnnxSession, onnx_twin
 from model_zoo.product_embedders import ProductEmbedder
 from model_zoo.weights import fingerprint
@@ -86,21 +86,12 @@ class FrozenMaps:
 
 Prepare = Callable[[int], np.ndarray]  # photo number -> float32 [3, size, size]; raises ImageError
 
-#: Whether the frozen pass also runs each photo's mirror image (its maps give the vector's mirror half). False:
-#: the photo's maps, flipped, stand in for them, halving the frozen pass: within noise of the mirror pass on the
-#: half split and GroceryStore val (docs/experiments/start-and-build-speed.md; the default build's table,
-#: docs/benchmarks.md).
-MIRROR_PASS = False
-
-
-def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbedder, device: str,
-                mirror: bool | None = None) -> FrozenMaps:
+def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbedder, device: str) -> FrozenMaps:
     """The frozen stages over photos 0..count-1 (`prepare` decodes one: a build's also notes its size and
     thumbnail). Photos are decoded in two threads, two batches ahead; on a CPU the frozen stages run in
     onnxruntime (exported once, checked against torch): 67 photos/s against 26 in eager torch for Lite1,
     decoding included, before the mirror images were added."""
     batch = 8 if device == "cpu" else 64
-    mirror = MIRROR_PASS if mirror is None else mirror
     session = _onnx_front(tail, embedder) if device == "cpu" else None
     skipped: list[tuple[int, str]] = []
 
@@ -127,7 +118,7 @@ def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbed
         array, numbers = decoded.result()
         if numbers:
             chunks.append(run(array))
-            if mirror:
+            if MIRROR_PASS:
                 mirrored.append(run(np.ascontiguousarray(array[..., ::-1])))
             kept.extend(numbers)
 
@@ -140,7 +131,7 @@ def frozen_maps(count: int, prepare: Prepare, tail: Tail, embedder: ProductEmbed
             front(pending.popleft())
     if not chunks:
         raise ValueError(f"no readable photo among the {count} catalog items")
-    return FrozenMaps(torch.cat(chunks), torch.cat(mirrored) if mirror else None, kept, skipped)
+    return FrozenMaps(torch.cat(chunks), torch.cat(mirrored) if MIRROR_PASS else None, kept, skipped)
 
 
 def _onnx_front(tail: Tail, embedder: ProductEmbedder) -> OnnxSession | None:

@@ -23,6 +23,11 @@ MIN_PHOTOS_PER_CATEGORY = 10
 #: Epochs of a tuning, at TuneConfig.lr: 2 at 2e-4 scored as 3 at 1e-4 did on unseen queries of the half split
 #: and GroceryStore val, in two thirds of the time (docs/experiments/start-and-build-speed.md).
 BUILD_EPOCHS = 2
+#: Whether the tuning's frozen pass also runs each photo's mirror image (its maps give the vector's mirror half).
+#: False: the photo's maps, flipped, stand in for them (`backbone_tuning.tail_vectors`), halving the frozen pass:
+#: within noise of the mirror pass on the half split and GroceryStore val (docs/experiments/start-and-build-speed.md;
+#: the default build's table, docs/benchmarks.md).
+MIRROR_PASS = False
 #: An update tunes again when fewer than this share of its photos were in the tuning (same study).
 MIN_TUNED_SHARE = 2 / 3
 TUNING_MODES = ("auto", "always", "never")

@@ -1,4 +1,4 @@
-"""The tuning's frozen pass without the mirror pass (`backbone_tuning.MIRROR_PASS` False, issue 37): the vectors'
+"""The tuning's frozen pass without the mirror pass (`tuning_policy.MIRROR_PASS` False, issue 37): the vectors'
 mirror half comes from the photo's maps flipped, and nothing runs the mirror image through the frozen stages."""
 
 from __future__ import annotations
