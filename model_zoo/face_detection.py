@@ -7,8 +7,9 @@ returned in the original image's pixels.
 
 MTCNN's three networks run in onnxruntime when they can be exported (once, then cached, checked against
 torch on a probe): faster than torch on one core, with the same boxes (`bench/face_verify_latency.py`;
-docs/experiments/inference-runtimes.md). They run on one thread each: on two, a photo was slower. Where the
-export fails, torch runs them as before.
+docs/experiments/inference-runtimes.md; `model_zoo.mtcnn_onnx`). They run on one thread each: on two, a photo
+was slower. Where the export fails, torch runs them as before. torch is imported with the detector, not with
+this module: `Detection` is what every face module shares.
 """
 
 from __future__ import annotations
@@ -17,12 +18,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
-
-from model_zoo.cache import cache_dir
-from model_zoo.onnx_runtime import OnnxSession, onnx_twin
 
 #: Longest side a photo is scaled down to before detection.
 DETECT_MAX_SIDE = 1024
@@ -54,42 +50,6 @@ def centre_box(width: int, height: int, fraction: float = 0.45) -> Box:
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
-class _OnnxStage(nn.Module):
-    """One of MTCNN's networks run by onnxruntime, called the way facenet-pytorch calls the torch one."""
-
-    def __init__(self, session: OnnxSession) -> None:
-        super().__init__()
-        self.session = session
-        self.marker = nn.Parameter(torch.zeros(0), requires_grad=False)  # facenet-pytorch reads its dtype
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(output) for output in self.session.run_all(pixels.numpy()))
-
-
-def _onnx_stages(mtcnn: nn.Module) -> None:
-    """Swap MTCNN's three networks for their ONNX twins where all three export and match torch."""
-    import facenet_pytorch
-
-    key = {"facenet_pytorch": getattr(facenet_pytorch, "__version__", "2.5.3")}
-    seeded = torch.Generator().manual_seed(0)
-    twins = {
-        name: onnx_twin(
-            getattr(mtcnn, name).eval(), f"mtcnn_{name}", {**key, "size": size}, cache_dir() / "onnx",
-            example=torch.zeros(2, 3, size, size), probe=torch.rand(3, 3, *probe, generator=seeded) * 2 - 1,
-            matches=lambda expected, found: all(
-                np.allclose(e, f, atol=1e-4) for e, f in zip(expected, found, strict=True)
-            ),
-            dynamic=dynamic, threads=1,  # small networks called many times: threads cost more than they give
-        )
-        for name, size, probe, dynamic in (
-            ("pnet", 24, (37, 53), (0, 2, 3)), ("rnet", 24, (24, 24), (0,)), ("onet", 48, (48, 48), (0,))
-        )
-    }
-    if all(twins.values()):
-        for name, session in twins.items():
-            setattr(mtcnn, name, _OnnxStage(session))
-
-
 class FaceDetector:
     """MTCNN from facenet-pytorch 2.5.3 with dlib's HOG detector as fallback; faces largest first.
     `backend`: "auto" runs MTCNN's networks in onnxruntime where they export, "torch" keeps torch."""
@@ -97,11 +57,13 @@ class FaceDetector:
     def __init__(self, min_face_size: int = 20, hog_fallback: bool = True, backend: str = "auto") -> None:
         from facenet_pytorch import MTCNN  # weights ship inside the package
 
+        from model_zoo.mtcnn_onnx import onnx_stages
+
         if backend not in ("auto", "torch"):
             raise ValueError(f"backend must be 'auto' or 'torch', got {backend!r}")
         self._mtcnn = MTCNN(min_face_size=min_face_size, keep_all=True, device="cpu").eval()
         if backend == "auto":
-            _onnx_stages(self._mtcnn)
+            onnx_stages(self._mtcnn)
         self._hog = None
         self._hog_lock = threading.Lock()  # dlib's scanner keeps per-call buffers
         if hog_fallback:
@@ -124,6 +86,8 @@ class FaceDetector:
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
     def _mtcnn_faces(self, pixels: np.ndarray) -> list[Detection]:
+        import torch
+
         with torch.inference_mode():
             boxes, probs, points = self._mtcnn.detect(pixels, landmarks=True)
         if boxes is None:

@@ -4,20 +4,20 @@ Each entry's cfg carries the embedding size, the distance metric, the threshold 
 "same person" from "different people" (measured on LFW pairs; see each entry), the crop it needs,
 and the threshold range worth sweeping. A model turns aligned crops into float32 vectors; the
 detector and the choice of face live in `lookalike.faces.pipeline`.
+
+The cfgs are all here, as data; the networks that run in torch live in `model_zoo.face_torch`, imported when
+one is built, so listing the models (the app's page) and the default ONNX model need no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
-from model_zoo.dlib_resnet import DlibFaceNet, DlibFormatError
 from model_zoo.face_alignment import ArcFaceAligner, BoxCropAligner, DlibChipAligner
 from model_zoo.face_detection import Detection
 from model_zoo.onnx_runtime import OnnxSession
@@ -32,7 +32,7 @@ from model_zoo.registry import (
     list_models,
     register,
 )
-from model_zoo.weights import TORCH_HUB, load_by_name, resolve_weights
+from model_zoo.weights import TORCH_HUB, resolve_weights
 
 # DEFAULT_FACE_MODEL (registry): the most accurate model that works offline, arcface_mobilefacenet
 # (the higher 5-fold LFW accuracy than dlib_resnet on the same pairs and detector; docs/experiments/face-models.md).
@@ -96,7 +96,17 @@ class ChipNetwork(FaceModel):
         raise NotImplementedError
 
 
-@register(
+def _in_torch(class_name: str) -> Callable[[str, FaceCfg, Weights], FaceModel]:
+    """The factory of a model class of `model_zoo.face_torch`, imported (with torch) when a model is built."""
+
+    def build(name: str, cfg: FaceCfg, weights: Weights = None) -> FaceModel:
+        return getattr(importlib.import_module("model_zoo.face_torch"), class_name)(name, cfg, weights)
+
+    build.__name__ = class_name
+    return build
+
+
+register(
     "face",
     "dlib_resnet",
     FaceCfg(
@@ -131,21 +141,7 @@ class ChipNetwork(FaceModel):
         distance_max=1.2,
         sweep=(0.30, 0.80, 0.01),
     ),
-)
-class DlibResNet(ChipNetwork):
-    """dlib's network run in torch (`model_zoo.dlib_resnet`); `flip` averages each chip with its mirror image."""
-
-    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
-        super().__init__(name, cfg)
-        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
-        try:
-            self._net = DlibFaceNet(path)
-        except (OSError, DlibFormatError) as exc:
-            raise WeightsUnavailableError(f"cannot load {name} weights from {path}: {exc}") from None
-
-    def _forward(self, chips: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self._net(torch.from_numpy(np.ascontiguousarray(chips))).numpy()
+)(_in_torch("DlibResNet"))
 
 
 @register(
@@ -189,27 +185,6 @@ class ArcFaceOnnx(ChipNetwork):
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-class TorchFaceModel(FaceModel):
-    """A torch module fed normalised box crops; subclasses build the module and load its weights."""
-
-    def __init__(self, name: str, cfg: FaceCfg, module: nn.Module) -> None:
-        super().__init__(name, cfg)
-        self._module = module.eval()
-        self._mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
-        self._std = torch.tensor(cfg.std).view(1, 3, 1, 1)
-
-    def embed_faces(self, aligned: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
-        if not aligned:
-            return np.zeros((0, self.dim), np.float32)
-        size = (self.input_size, self.input_size)
-        pixels = np.stack(
-            [np.asarray(Image.fromarray(np.asarray(c)).convert("RGB").resize(size)) for c in aligned]
-        )
-        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)
-        with torch.inference_mode():
-            return self._module((batch - self._mean) / self._std).numpy().astype(np.float32)
-
-
 _FACENET_CFG = FaceCfg(
     dim=512,
     metric="euclidean",
@@ -227,50 +202,26 @@ _FACENET_CFG = FaceCfg(
 )
 
 
-@register(
+register(
     "face",
     "facenet_casia",
     _FACENET_CFG.replace(
         description="facenet-pytorch InceptionResnetV1 trained on CASIA-WebFace, 512-d",
         weights_file="20180408-102900-casia-webface.pt",
     ),
-)
-@register(
+)(_in_torch("Facenet"))
+
+register(
     "face",
     "facenet_vggface2",
     _FACENET_CFG.replace(
         description="facenet-pytorch InceptionResnetV1 trained on VGGFace2, 512-d",
         weights_file="20180402-114759-vggface2.pt",
     ),
-)
-class Facenet(TorchFaceModel):
-    """InceptionResnetV1 built empty, then loaded from the hub cache or `weights` (never downloaded)."""
-
-    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
-        from facenet_pytorch import InceptionResnetV1
-
-        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
-        module = InceptionResnetV1(pretrained=None, classify=False)
-        load_by_name(module, name, path, drop_prefix="logits.")  # the classifier head is unused
-        super().__init__(name, cfg, module)
+)(_in_torch("Facenet"))
 
 
-class SeedTripletNet(nn.Module):
-    """The seed report's network: ResNet-50 body, flatten 2048x7x7, Linear to 128, L2-normalise, x alpha."""
-
-    def __init__(self, dim: int = 128, alpha: float = 10.0) -> None:
-        from torchvision.models import resnet50
-
-        super().__init__()
-        self.body = nn.Sequential(*list(resnet50(weights=None).children())[:-2])
-        self.embed = nn.Linear(2048 * 7 * 7, dim)
-        self.alpha = alpha
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.alpha * F.normalize(self.embed(torch.flatten(self.body(x), 1)), dim=1)
-
-
-@register(
+register(
     "face",
     "seed_resnet50_triplet",
     FaceCfg(
@@ -289,13 +240,7 @@ class SeedTripletNet(nn.Module):
         distance_max=20.0,  # alpha x the largest distance between unit vectors
         sweep=(0.5, 5.0, 0.1),  # the report's threshold table
     ),
-)
-class SeedResNet50Triplet(TorchFaceModel):
-    def __init__(self, name: str, cfg: FaceCfg, weights: Weights = None) -> None:
-        path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
-        module = SeedTripletNet(cfg.dim, cfg.alpha)
-        load_by_name(module, name, path)
-        super().__init__(name, cfg, module)
+)(_in_torch("SeedResNet50Triplet"))
 
 
 def create_face_model(name: str = DEFAULT_FACE_MODEL, weights: Weights = None) -> FaceModel:

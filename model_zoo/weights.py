@@ -17,11 +17,13 @@ import importlib.util
 import os
 from collections import OrderedDict
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from model_zoo.registry import DEFAULT_FACE_MODEL, Weights, WeightsUnavailableError
+
+if TYPE_CHECKING:  # torch is imported where a checkpoint is read: finding a file needs none
+    import torch
+    from torch import nn
 
 TORCH_HUB = "torch_hub"
 
@@ -70,6 +72,8 @@ def resolve_weights(model: str, source: str | None, filename: str | None, weight
 def read_state_dict(path: str | os.PathLike) -> OrderedDict[str, torch.Tensor]:
     """A checkpoint's tensors, unwrapping the usual {'state_dict' | 'model_state_dict' | 'model': ...}
     envelopes and DataParallel's `module.` prefix."""
+    import torch
+
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint

@@ -39,7 +39,8 @@ from torch import nn
 from lookalike.images.loading import ImageError
 from lookalike.paths import cache_dir
 from lookalike.products.tuning_policy import MIRROR_PASS, TuneConfig, tunable
-from model_zoo.onnx_runtime import OnnxSession, onnx_twin
+from model_zoo.onnx_export import onnx_twin
+from model_zoo.onnx_runtime import OnnxSession
 from model_zoo.product_embedders import ProductEmbedder
 from model_zoo.weights import fingerprint
 

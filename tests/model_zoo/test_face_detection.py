@@ -49,7 +49,7 @@ def test_mtcnn_finds_one_face_with_landmarks_in_each_sample(detector: FaceDetect
 
 
 def test_onnx_stages_find_what_torch_finds(detector: FaceDetector, sample_photos, data_root: Path) -> None:
-    from model_zoo.face_detection import _OnnxStage
+    from model_zoo.mtcnn_onnx import _OnnxStage
 
     assert all(isinstance(getattr(detector._mtcnn, name), _OnnxStage) for name in ("pnet", "rnet", "onet"))
     reference = FaceDetector(backend="torch")

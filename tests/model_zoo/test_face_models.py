@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from model_zoo import DEFAULT_FACE_MODEL, WeightsUnavailableError, create_face_model, get_face_cfg, list_face_models
-from model_zoo.face_embedders import SeedTripletNet, distances
+from model_zoo.face_embedders import distances
+from model_zoo.face_torch import SeedTripletNet
 
 CROP = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from model_zoo.onnx_runtime import export_path, onnx_twin
+from model_zoo.onnx_export import onnx_twin
+from model_zoo.onnx_runtime import export_path
 
 
 class Tiny(nn.Module):
@@ -79,3 +80,27 @@ def test_a_product_embedder_with_a_checked_export_folds_nothing_until_torch_runs
     assert np.allclose(again.embed_prepared(pixels), expected, atol=1e-5)
     torch_path = create_embedder("efficientnet_lite0", backend="torch")
     assert float((torch_path.embed_prepared(pixels) * expected).sum()) > 0.9999
+
+
+def test_a_start_on_checked_exports_imports_neither_torch_nor_timm(tmp_path) -> None:
+    """The app's page path (issue 37): once the product network's export was made and checked, building the
+    embedder, embedding a photo and listing the face models need no torch, whose import was most of a start."""
+    pytest.importorskip("onnx")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, model_zoo\n"
+        "embedder = model_zoo.create_embedder('efficientnet_lite0')\n"
+        "vector = embedder.embed([np.full((64, 80, 3), 128, np.uint8)])\n"
+        "faces = model_zoo.list_face_models(available_only=True)\n"
+        "print(embedder.backend, vector.shape, embedder.dim, 'arcface_mobilefacenet' in faces,"
+        " sorted(m for m in ('torch', 'timm') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "LOOKALIKE_CACHE": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr
+    first, second = (run.stdout.strip() for run in runs)
+    assert first == "onnxruntime (1, 1280) 1280 True ['timm', 'torch']"  # made the export: torch ran
+    assert second == "onnxruntime (1, 1280) 1280 True []"
