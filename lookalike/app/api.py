@@ -47,12 +47,14 @@ def add_api(services: Services) -> None:
                 return gallery.identify(photo, int(top_k), chosen).to_dict()
 
     def status() -> dict:
-        """Whether the product index is ready: `{"product_index": "ready" | "building" | "missing", "detail",
-        "generation"}` (a client, a health check or a test waits for "ready" after a first start, or for a
-        new generation after an update)."""
+        """Whether the product index is ready: `{"product_index": "ready" | "building" | "missing", "improving",
+        "detail", "generation"}` (a client, a health check or a test waits for "ready" after a first start, or
+        for a new generation after an update; `improving`: the demo's quick index is served while its default
+        index builds)."""
         products = services.products
         state = "building" if products.building else "ready" if products.ready else "missing"
-        return {"product_index": state, "detail": products.status(), "generation": products.live.generation}
+        return {"product_index": state, "improving": products.improving, "detail": products.status(),
+                "generation": products.live.generation}
 
     gr.api(search, api_name="search")
     gr.api(verify, api_name="verify")

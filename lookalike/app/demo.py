@@ -2,9 +2,10 @@
 is given, so a hosted demo answers the moment a visitor opens it.
 
 The index is built at the first start into the cache folder, not shipped: it depends on the installed
-model versions, and the build is short enough for the first-search target (docs/benchmarks.md, demo
-catalog). It is rebuilt only when the demo catalog or the build's defaults change (its folder is named by a
-hash of both), and nothing is ever written under `assets/`.
+model versions. That start builds a quick index first (`QUICK`: the frozen backbone, no keypoints, no second
+view), served while the default index builds and then replaced by it, so a visitor's first search waits for
+the quick one only (issue 37; docs/benchmarks.md, demo catalog). It is rebuilt only when the demo catalog or
+the build's defaults change (its folder is named by a hash of both), and nothing is ever written under `assets/`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from lookalike.paths import REPO_ROOT, cache_dir
 DEMO_CATALOG = REPO_ROOT / "assets" / "demo_catalog"
 PHOTOS, MANIFEST, EXAMPLES = DEMO_CATALOG / "photos", DEMO_CATALOG / "manifest.csv", DEMO_CATALOG / "examples"
 _INDEXES = "demo-index"
+#: The quick index's build options (`BuildOptions` keywords): the frozen build without its second view.
+QUICK = {"fast": True, "head_model": "none"}
 
 
 def available() -> bool:
@@ -52,6 +55,18 @@ def _key() -> str:
 def index_dir() -> Path:
     """Where this demo catalog's index lives in the cache folder (`LOOKALIKE_CACHE`)."""
     return cache_dir() / _INDEXES / _key()
+
+
+def complete(folder: Path) -> bool:
+    """Whether the index at `folder` is the default build, not the quick one a first start serves meanwhile
+    (that one has no keypoints): a start after one stopped early builds the default again."""
+    from lookalike.products.index import locate
+    from lookalike.products.manifest import read_manifest
+
+    try:
+        return read_manifest(locate(folder)).part("local_features") is not None
+    except Exception:  # unreadable: the index's own load reports it
+        return True
 
 
 def remove_stale_indexes(keep: Path) -> None:

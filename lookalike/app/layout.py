@@ -75,7 +75,7 @@ def build_demo(services: Services) -> gr.Blocks:
                 control.change(search_again, [query_state, scope, top_k], outputs, api_visibility="private")
             gallery.select(make_explain(services), [details, query, query_state], [details_md, explanation],
                            preprocess=False, api_visibility="private")
-            if services.products.building:  # a first-start build: follow it until the index is ready
+            if services.products.building or services.products.improving:  # a first start: follow its builds
                 timer = gr.Timer(1.0)
                 timer.tick(lambda: index_status(services), None, [status, timer, verify_hits],
                            api_visibility="private", show_progress="hidden")

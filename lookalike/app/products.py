@@ -87,9 +87,9 @@ def make_explain(services: Services) -> Callable:
 
 
 def index_status(services: Services) -> tuple[str, Any, Any]:
-    """The tab's status line while an index is built; once it is ready, the timer stops and the keypoint
-    option shows when the index can verify hits."""
-    if services.products.building:
+    """The tab's status line while an index is built (or a better one, behind the demo's quick index); once
+    no build runs, the timer stops and the keypoint option shows when the index can verify hits."""
+    if services.products.building or services.products.improving:
         return services.products.status(), gr.skip(), gr.skip()
     return services.products.status(), gr.Timer(active=False), gr.Checkbox(visible=services.products.can_verify())
 

@@ -4,7 +4,8 @@ request only embeds its photo.
 When a built index is served, the default face model loads after the page answers (issue 37), in a
 background thread (`Services.load_faces_later`), a face request made first waiting for it. The product index
 may not exist yet: the demo catalog's index is built at the first start (`demo`), in a background thread, the
-product tab showing the build's progress (`ProductIndex`); such a start loads the face model first, as before."""
+product tab showing the build's progress (`ProductIndex`); such a start loads the face model first, as before.
+The demo's first start builds a quick index first and serves it while its default index builds (`demo.QUICK`)."""
 
 from __future__ import annotations
 
@@ -55,15 +56,21 @@ class ProductIndex:
 
     @property
     def building(self) -> bool:
-        return self._building is not None
+        """A build runs and no index is served yet: searches wait for it."""
+        return self._building is not None and not self.ready
+
+    @property
+    def improving(self) -> bool:
+        """A build runs behind a served index (the demo's quick one): searches are served meanwhile."""
+        return self._building is not None and self.ready
 
     @property
     def ready(self) -> bool:
         return self.live.loaded
 
     def status(self) -> str:
-        """One line for the product tab: empty while the index is served."""
-        if self.building:
+        """One line for the product tab: empty while the index is served and no build runs."""
+        if self._building is not None:
             return f"⏳ {self._why_not()}"
         return "" if self.ready else f"**{self._why_not()}**"
 
@@ -86,25 +93,37 @@ class ProductIndex:
         except IndexUnavailableError as exc:
             raise IndexNotReadyError(str(exc)) from None
 
-    def build_in_background(self, catalog: Path, manifest: Path | None = None) -> None:
+    def build_in_background(self, catalog: Path, manifest: Path | None = None, quick_first: bool = False) -> None:
         """Build `catalog`'s index into the served folder in a daemon thread, the tab showing its progress;
-        the folder's watcher serves it once it is swapped in."""
+        the folder's watcher serves it once it is swapped in. `quick_first`: a quick index first (`demo.QUICK`),
+        served while the default one builds."""
         self._set_building("Indexing the product catalog (starting).")
-        threading.Thread(target=self._build, args=(catalog, manifest), name="index-build", daemon=True).start()
+        threading.Thread(target=self._build, args=(catalog, manifest, quick_first), name="index-build",
+                         daemon=True).start()
 
-    def _build(self, catalog: Path, manifest: Path | None) -> None:
+    def _build(self, catalog: Path, manifest: Path | None, quick_first: bool) -> None:
         from lookalike.products.build import BuildOptions, build_index
 
+        def say(stage: str) -> None:
+            if not self.ready:
+                self._set_building(f"Indexing the product catalog ({stage}).")
+            else:  # the quick index is served meanwhile
+                self._set_building(f"Searching a quick index (no keypoint check, backbone not tuned to the "
+                                   f"catalog) while the full one is built ({stage}); it is served when ready.")
+
         def progress(done: int, total: int, what: str) -> None:
-            stage = f"{what} {done} of {total}" if done < total else "fitting the category head"
-            self._set_building(f"Indexing the product catalog ({stage}).")
+            say(f"{what} {done} of {total}" if done < total else "fitting the category head")
 
         started = time.perf_counter()
         try:
-            build_index(catalog, self.index_dir, BuildOptions(manifest=manifest), progress=progress, show_bar=False)
-            self.live.refresh()  # serve it now rather than at the watcher's next look
-            self._warm_up()
-            log.info("product index built and served in %.1f s", time.perf_counter() - started)
+            for extra in ([demo.QUICK] if quick_first else []) + [{}]:
+                build_index(catalog, self.index_dir, BuildOptions(manifest=manifest, **extra), progress=progress,
+                            show_bar=False)
+                self.live.refresh()  # serve it now rather than at the watcher's next look
+                self._warm_up()
+                say("starting")  # the tab says which index it searches before the next build reports
+                log.info("product index%s built and served in %.1f s", " (quick)" if extra else "",
+                         time.perf_counter() - started)
         except Exception as exc:  # the build's own message, on the tab; the other tabs keep working
             log.exception("building the product index failed")
             self._failed = f"Building the product index failed: {exc}"
@@ -255,5 +274,7 @@ def _product_index(index_dir: Path | None, catalog: str | None) -> ProductIndex:
         products.build_in_background(Path(catalog))
     elif not products.ready and serves_demo:
         demo.remove_stale_indexes(keep=folder)
+        products.build_in_background(demo.PHOTOS, demo.MANIFEST, quick_first=True)
+    elif serves_demo and not demo.complete(folder):  # an earlier first start stopped before the full index
         products.build_in_background(demo.PHOTOS, demo.MANIFEST)
     return products
