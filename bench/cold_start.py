@@ -76,16 +76,17 @@ def app_cold_start(index_dir: Path, timeout: float = 300.0) -> float:
         return seconds
 
 
-def wait_until_ready(url: str, timeout: float = 300.0) -> float:
+def wait_until_ready(url: str, timeout: float = 300.0, full: bool = False) -> float:
     """Poll the app's `status` API until its product index is ready (a build at start runs in the
-    background); the seconds waited. Raises TimeoutError, or RuntimeError when the index is missing."""
+    background), with `full` until the default index replaced the demo's quick one; the seconds waited.
+    Raises TimeoutError, or RuntimeError when the index is missing."""
     from gradio_client import Client
 
     start = time.perf_counter()
     client = Client(url, verbose=False, download_files=False)
     while time.perf_counter() - start < timeout:
         state = client.predict(api_name="/status")
-        if state["product_index"] == "ready":
+        if state["product_index"] == "ready" and not (full and state.get("improving")):
             return time.perf_counter() - start
         if state["product_index"] == "missing":
             raise RuntimeError(f"the app has no product index: {state['detail']}")

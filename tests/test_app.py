@@ -39,14 +39,15 @@ def _app_env(work: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def app_url(app_work: Path) -> Iterator[str]:
     """The app started as a newcomer starts it: no option, an empty cache, so it indexes the bundled demo
-    catalog in the background and serves it once ready."""
+    catalog in the background and serves it once ready (the tests wait for the full index, not the quick one
+    served meanwhile)."""
     assert demo.available(), "the demo catalog is missing from assets/"
     work = app_work
     env = _app_env(work)
     for name in ("LOOKALIKE_INDEX", "LOOKALIKE_CATALOG"):
         os.environ.pop(name, None)
     with launched_app(None, timeout=240.0, env=env) as (url, _seconds):
-        wait_until_ready(url, timeout=400.0)
+        wait_until_ready(url, timeout=400.0, full=True)
         yield url
         deadline = time.monotonic() + 3 * UPLOAD_TTL_S  # the purge runs every TTL/2 for files older than TTL
         while (kept := {p.name for p in (work / "gradio").rglob("*")} & UPLOADED) and time.monotonic() < deadline:
