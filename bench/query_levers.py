@@ -7,7 +7,8 @@ per-query differences).
 A variant sets, at query time only (the index is not rebuilt): whether the query is embedded with its mirror
 image (`flip`), the side its SIFT keypoints are extracted at (`side`; the catalog's stay at the index's), how
 many of the strongest keypoints of the query and of each candidate are matched (`points`), and how many of the
-first candidates are verified (`top_n`, the vote's and the re-ranking's); and, from issue 37's second round, whether
+first candidates are verified (`top_n`, the vote's and the re-ranking's; `stop`: until one has that many inliers,
+issue 37's third round); and, from issue 37's second round, whether
 the query runs through the network's INT8 twin (`int8`), which matcher verifies (`matcher`: one matrix product a
 candidate as before, or one over all candidates), and whether the keypoints are extracted in a thread while the
 network embeds (`overlap`: then the "embed ms" column holds both, side by side, and "keypoints ms" is 0).
@@ -57,13 +58,22 @@ class Variant:
     int8: bool = False  # the query network's INT8 twin (`ProductEmbedder.for_queries`; no mirror image)
     matcher: str = "per-candidate"  # today's `spatial.spatial_scores`, or "batched" (`bench/match_speed.py`)
     overlap: bool = False  # keypoints extracted in a thread while the network embeds (timed together)
+    stop: int | None = None  # the early exit: candidates verified in cosine order until one has this many inliers
 
 
 #: "before": the settings before issue 37; "today": this code's defaults; the rest: one lever each.
 VARIANTS = {
     "before": Variant("before"),
     "today": Variant("today", QUERY_MIRROR, spatial.QUERY_SIDE, spatial.MATCH_POINTS, spatial.TOP_N, QUERY_INT8,
-                     overlap=KEYPOINTS_BESIDE),
+                     overlap=KEYPOINTS_BESIDE, stop=spatial.STOP_INLIERS),
+    # the second round's defaults (no mirror, 256 px, keypoints beside the network), then each third-round lever
+    "round-2": Variant("round-2", flip=False, side=256, overlap=True),
+    "stop-30": Variant("stop-30", flip=False, side=256, overlap=True, stop=30),
+    "stop-60": Variant("stop-60", flip=False, side=256, overlap=True, stop=60),
+    "stop-100": Variant("stop-100", flip=False, side=256, overlap=True, stop=100),
+    "round-2-200": Variant("round-2-200", flip=False, side=200, overlap=True),
+    "round-2-224": Variant("round-2-224", flip=False, side=224, overlap=True),
+    "side-200-stop-60": Variant("side-200-stop-60", flip=False, side=200, overlap=True, stop=60),
     # the defaults after issue 37's first round (no mirror, 256 px), then each lever of its second round
     "round-1": Variant("round-1", flip=False, side=256),
     "batched": Variant("batched", flip=False, side=256, matcher="batched"),
@@ -138,7 +148,7 @@ def run(index: Path, queries: Path, every: int, names: list[str], first: int = 0
                     future.result()
                     overlapped[key, variant.side] = _ms(start)
                 embed, keypoints = overlapped[key, variant.side], 0.0
-            spatial.MATCH_POINTS, spatial.TOP_N = variant.points, variant.top_n
+            spatial.MATCH_POINTS, spatial.TOP_N, spatial.STOP_INLIERS = variant.points, variant.top_n, variant.stop
             spatial.spatial_scores = matchers[variant.matcher]
             start = time.perf_counter()
             result = searcher.search_vector(vector, 30, "all", QueryCues({part.name: KeypointCue(features)}))
@@ -156,7 +166,8 @@ def run(index: Path, queries: Path, every: int, names: list[str], first: int = 0
                 record["r1"].append(rank < 1)
                 record["r10"].append(rank < 10)
     searcher.embedder.flip = True
-    spatial.MATCH_POINTS, spatial.TOP_N = VARIANTS["today"].points, VARIANTS["today"].top_n
+    today = VARIANTS["today"]
+    spatial.MATCH_POINTS, spatial.TOP_N, spatial.STOP_INLIERS = today.points, today.top_n, today.stop
     spatial.spatial_scores = matchers["per-candidate"]
     return _table(outcome, variants[0].name), len(items)
 

@@ -15,9 +15,9 @@ fraction of its cost a candidate. A larger side (512 px) bought a little more re
 time; ORB matched as well but slower (Hamming brute force); alpha-QE over the global vectors never raised
 recall@1 and lowered recall@10 (the nearest photos it averages in are too often another product). Figures in
 docs/experiments/spatial-reranking.md. Issue 37 made a query cheaper with the quality held on held-out queries
-(`bench/query_levers.py`, docs/experiments/query-speed.md): the query's keypoints at QUERY_SIDE (it was 348 px);
-matching fewer points (MATCH_POINTS) or verifying only the first 10 candidates lost exact-product recall on
-held-out queries, so both stay as they were.
+(`bench/query_levers.py`, docs/experiments/query-speed.md): the query's keypoints at QUERY_SIDE (it was 348 px),
+and the verification stops at the first candidate with STOP_INLIERS; matching fewer points (MATCH_POINTS) or
+verifying only the first 10 candidates lost exact-product recall on held-out queries, so both stay as they were.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from threadpoolctl import ThreadpoolController
 MAX_SIDE = 348
 #: Longest side a query photo is resized to before detection. SIFT's scale invariance and a homography that
 #: maps query pixels onto the candidate's (the RANSAC threshold is in the candidate's pixels, at MAX_SIDE) let
-#: the query be smaller than the catalog photos (issue 37: docs/benchmarks.md, "Stage times").
-QUERY_SIDE = 256
+#: the query be smaller than the catalog photos: fewer query keypoints, so a cheaper extraction and smaller
+#: matrix products (issue 37: 256 px, then 200 in its third round; docs/experiments/query-speed.md).
+QUERY_SIDE = 200
 #: Keypoints kept per photo (the strongest): bounds the stored bytes.
 MAX_POINTS = 500
 #: Keypoints of each photo matched (the strongest, of those stored): bounds the matching time. 300 made the
@@ -50,6 +51,10 @@ RANSAC_PX = 5.0
 ESTIMATOR = cv2.USAC_ACCURATE
 #: Candidates (in cosine order) that are verified; the rest keep their cosine order below them.
 TOP_N = 20
+#: Early exit: the candidates are verified in cosine order until one has this many inliers (None: all TOP_N).
+#: Such a candidate is all but surely the query's product and outranks the rest; on the grocery queries, where
+#: it is often the first or second, most of the matching goes (issue 37's third round).
+STOP_INLIERS: int | None = 60
 #: Score of a verified candidate: cosine + WEIGHT * log(1 + inliers).
 WEIGHT = 0.2
 #: Category evidence: the whole catalog's first TOP_N items with at least VOTE_INLIERS inliers vote for their
@@ -122,20 +127,7 @@ def matched_points(query: LocalFeatures, candidate: LocalFeatures) -> tuple[np.n
     arrays of keypoints (row i of one matches row i of the other; none when under 4 matches). Nearest
     neighbours come from one matrix product (RootSIFT rows are unit vectors, so squared distance is 2 - 2 x
     dot): several times faster than OpenCV's brute-force knnMatch, and the same matches."""
-    none = (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
-    query, candidate = query.strongest(MATCH_POINTS), candidate.strongest(MATCH_POINTS)
-    if len(query.points) < 2 or len(candidate.points) < 2:
-        return none
-    good, target = ratio_matches(_root_sift(query.descriptors) @ _root_sift(candidate.descriptors).T)
-    if len(good) < 4:
-        return none
-    source = query.points[good].astype(np.float32)
-    destination = candidate.points[target].astype(np.float32)
-    _, mask = cv2.findHomography(source, destination, ESTIMATOR, RANSAC_PX)
-    if mask is None:
-        return none
-    kept = mask.ravel().astype(bool)
-    return source[kept], destination[kept]
+    return _Query(query).matched_points(candidate)
 
 
 def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
@@ -143,13 +135,41 @@ def count_inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     return len(matched_points(query, candidate)[0])
 
 
+class _Query:
+    """A query's strongest MATCH_POINTS keypoints with their RootSIFT rows, made once for all its candidates."""
+
+    def __init__(self, features: LocalFeatures) -> None:
+        self.features = features.strongest(MATCH_POINTS)
+        self.root = _root_sift(self.features.descriptors)
+
+    def matched_points(self, candidate: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
+        none = (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+        candidate = candidate.strongest(MATCH_POINTS)
+        if len(self.features.points) < 2 or len(candidate.points) < 2:
+            return none
+        good, target = ratio_matches(self.root @ _root_sift(candidate.descriptors).T)
+        if len(good) < 4:
+            return none
+        source = self.features.points[good].astype(np.float32)
+        destination = candidate.points[target].astype(np.float32)
+        _, mask = cv2.findHomography(source, destination, ESTIMATOR, RANSAC_PX)
+        if mask is None:
+            return none
+        kept = mask.ravel().astype(bool)
+        return source[kept], destination[kept]
+
+    def count(self, candidate: LocalFeatures | None) -> int:
+        return 0 if candidate is None else len(self.matched_points(candidate)[0])
+
+
 def spatial_scores(query: LocalFeatures, candidates: Sequence[LocalFeatures | None]) -> np.ndarray:
     """Inlier counts of each candidate against the query (0 for a candidate without stored features).
 
     The matrix products run on one BLAS thread: these are small, and OpenBLAS's threads keep spinning after
     each call, which took the cores from the next query's network and slowed search with re-ranking."""
+    prepared = _Query(query)
     with _blas().limit(limits=1, user_api="blas"):
-        return np.array([0 if c is None else count_inliers(query, c) for c in candidates], np.int64)
+        return np.array([prepared.count(c) for c in candidates], np.int64)
 
 
 class Verification:
@@ -168,11 +188,19 @@ class Verification:
         self._counts = known if known is not None else {}
 
     def counts(self, ids: Sequence[int]) -> np.ndarray:
-        """Inlier counts of the items `ids` (0 for an item without stored features)."""
-        todo = list(dict.fromkeys(int(i) for i in ids if int(i) not in self._counts))
-        if todo:
-            self._counts.update(zip(todo, spatial_scores(self.query, self._lookup(todo)).tolist(), strict=True))
-        return np.array([self._counts[int(i)] for i in ids], np.int64)
+        """Inlier counts of the items `ids` (0 for an item without stored features). With STOP_INLIERS, `ids`
+        are matched in their order until one has that many; the later ones read 0 and are not remembered."""
+        ids = [int(i) for i in ids]
+        found, prepared = np.zeros(len(ids), np.int64), None
+        with _blas().limit(limits=1, user_api="blas"):
+            for position, item in enumerate(ids):
+                if item not in self._counts:
+                    prepared = prepared or _Query(self.query)
+                    self._counts[item] = prepared.count(self._lookup([item])[0])
+                found[position] = self._counts[item]
+                if STOP_INLIERS is not None and found[position] >= STOP_INLIERS:
+                    break
+        return found
 
 
 def category_vote(probs: np.ndarray, labels: np.ndarray, inliers: np.ndarray) -> np.ndarray:

@@ -126,7 +126,8 @@ def test_verified_candidates_vote_for_their_category() -> None:
     assert spatial.category_vote(probs, labels, weak) is probs  # nothing verified: the head's ranking
 
 
-def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
+def test_a_verification_matches_each_candidate_once(milk: Image.Image, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spatial, "STOP_INLIERS", None)  # every candidate matched (the early exit: below)
     looked_up: list[list[int]] = []
     stored = {1: extract(_distorted(milk)), 2: extract(Image.new("RGB", (80, 80), "white"))}
 
@@ -139,10 +140,26 @@ def test_a_verification_matches_each_candidate_once(milk: Image.Image) -> None:
     first = verification.counts([1, 2, 3])
     again = verification.counts([3, 1, 1])
     assert first[0] >= 60 and first[1:].tolist() == [0, 0]
-    assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1, 2, 3]]
+    assert again.tolist() == [0, first[0], first[0]] and looked_up == [[1], [2], [3]]
     assert known == {1: first[0], 2: 0, 3: 0}
     resumed = spatial.Verification(extract(milk), lookup, known)  # a search re-run from the kept cue
-    assert resumed.counts([2, 1]).tolist() == [0, first[0]] and looked_up == [[1, 2, 3]]
+    assert resumed.counts([2, 1]).tolist() == [0, first[0]] and looked_up == [[1], [2], [3]]
+
+
+def test_the_early_exit_stops_at_a_clear_candidate(milk: Image.Image, monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = {1: extract(Image.new("RGB", (80, 80), "white")), 2: extract(_distorted(milk)), 3: extract(milk)}
+    looked_up: list[int] = []
+
+    def lookup(ids: list[int]) -> list[LocalFeatures | None]:
+        looked_up.extend(ids)
+        return [stored.get(i) for i in ids]
+
+    monkeypatch.setattr(spatial, "STOP_INLIERS", 30)
+    verification = spatial.Verification(extract(milk), lookup)
+    counts = verification.counts([1, 2, 3])
+    assert counts[0] == 0 and counts[1] >= 60 and counts[2] == 0  # 3 never matched: 2 decided it
+    assert looked_up == [1, 2]
+    assert verification.counts([3, 2]).tolist()[0] > counts[1]  # asked first, 3 is matched
 
 
 # ---------------------------------------------------------------- wired into build and search
