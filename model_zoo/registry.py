@@ -23,7 +23,7 @@ DEFAULT_FACE_MODEL = "arcface_mobilefacenet"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 #: Modules whose import registers models; loaded on the first lookup.
 MODEL_MODULES = (
-    "model_zoo.product_embedders",
+    "model_zoo.product_models",
     "model_zoo.face_embedders",
     "model_zoo.imagenet_faces",
     "model_zoo.projected",
@@ -119,6 +119,7 @@ class ModelEntry:
 
 
 _ENTRIES: dict[tuple[str, str], ModelEntry] = {}
+_FALLBACKS: dict[str, Callable[..., Any]] = {}
 _loaded = False
 
 
@@ -143,6 +144,22 @@ def register(kind: str, name: str, cfg: ModelCfg) -> Callable:
         return factory
 
     return wrap
+
+
+def register_fallback(kind: str) -> Callable:
+    """Decorator: `factory(name, cfg, weights=None)` builds the `kind` models no entry names (timm's other names)."""
+
+    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+        _FALLBACKS[kind] = factory
+        return factory
+
+    return wrap
+
+
+def fallback(kind: str) -> Callable[..., Any] | None:
+    """The factory of `kind`'s unregistered names, if its modules give one."""
+    _load_model_modules()
+    return _FALLBACKS.get(kind)
 
 
 def list_models(kind: str) -> list[str]:
