@@ -18,6 +18,7 @@ from model_zoo.onnx_runtime import (
     EXPORT_MIN_COSINE,
     OPSET,
     OnnxSession,
+    checked_product_export,
     export_path,
     mark_verified,
     min_cosine,
@@ -45,10 +46,10 @@ def export_product_network(
 ) -> OnnxSession | None:
     """The ONNX twin of the pre-logits features of the network `net()` gives, at `size` px (see `onnx_twin`);
     None keeps torch. `net` is called only when the export is not yet made and checked."""
-    name, key = str(config.get("name", "model")), {**config, "size": size}
-    checked = verified_export(export_path(name, key, folder), name)
+    checked = checked_product_export(config, size, folder)
     if checked is not None:
         return checked
+    name, key = str(config.get("name", "model")), {**config, "size": size}
     return onnx_twin(
         pre_logits(net()), name, key, folder,
         example=torch.zeros(2, 3, size, size), probe=torch.randn(3, 3, size, size, generator=_seeded()),

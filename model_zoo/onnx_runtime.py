@@ -106,6 +106,13 @@ def export_path(name: str, key: dict[str, Any], folder: Path) -> Path:
     return folder / f"{name.replace('/', '_')}-{key.get('size', 'any')}-{digest}.onnx"
 
 
+def checked_product_export(config: dict[str, Any], size: int, folder: Path) -> OnnxSession | None:
+    """The export of the product network `config` names at `size` px, when an earlier run made and checked it
+    (`onnx_export.export_product_network`): found without torch. None otherwise."""
+    name = str(config.get("name", "model"))
+    return verified_export(export_path(name, {**config, "size": size}, folder), name)
+
+
 def _marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 

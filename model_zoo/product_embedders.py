@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model_zoo.cache import cache_dir
-from model_zoo.onnx_runtime import OnnxSession, export_path, verified_export
+from model_zoo.onnx_runtime import OnnxSession, checked_product_export
 from model_zoo.product_preprocess import Pixels, Preprocess
 from model_zoo.registry import (
     DEFAULT_PRODUCT_MODEL,
@@ -145,7 +145,7 @@ class ProductEmbedder:
         if backend == "torch":
             return None
         key, folder = fingerprint(self.config), cache_dir() / "onnx"  # a checkpoint rewritten in place: a new export
-        session = verified_export(export_path(self.name, {**key, "size": self.preprocess.size}, folder), self.name)
+        session = checked_product_export(key, self.preprocess.size, folder)
         if session is None:
             from model_zoo.onnx_export import export_product_network
 

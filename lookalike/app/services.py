@@ -116,12 +116,14 @@ class ProductIndex:
 
         started = time.perf_counter()
         try:
-            for extra in ([demo.QUICK] if quick_first else []) + [{}]:
+            builds = ([demo.QUICK] if quick_first else []) + [{}]
+            for step, extra in enumerate(builds, 1):
                 build_index(catalog, self.index_dir, BuildOptions(manifest=manifest, **extra), progress=progress,
                             show_bar=False)
                 self.live.refresh()  # serve it now rather than at the watcher's next look
                 self._warm_up()
-                say("starting")  # the tab says which index it searches before the next build reports
+                if step < len(builds):
+                    say("starting")  # the tab says which index it searches before the next build reports
                 log.info("product index%s built and served in %.1f s", " (quick)" if extra else "",
                          time.perf_counter() - started)
         except Exception as exc:  # the build's own message, on the tab; the other tabs keep working
