@@ -28,7 +28,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make the project importab
 
 from bench.open_set_demo import queries  # noqa: E402
 from lookalike.evaluation.open_set import auroc_with_se  # noqa: E402
-from lookalike.products import open_set  # noqa: E402
+from lookalike.products import open_set, open_set_fit  # noqa: E402
 from lookalike.products.embedding import embed_catalog  # noqa: E402
 from lookalike.products.parts.open_set import OpenSet  # noqa: E402
 from lookalike.products.search import ProductSearcher  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
         mine = [open_set.query_features(spread, (q @ catalog.T).max(1), q) for q in (known, unknown)]
         for weights in VARIANTS:
             if weights is None:
-                direction, bias = open_set._logistic((features - mean) / sd, side)
+                direction, bias = open_set_fit.logistic((features - mean) / sd, side)
             else:
                 direction, bias = np.asarray(weights, float), 0.0
             score = [((f - mean) / sd) @ direction + bias for f in (features, *mine)]

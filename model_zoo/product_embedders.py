@@ -174,22 +174,35 @@ class ProductEmbedder:
 
     def embed_prepared(self, pixels: np.ndarray) -> np.ndarray:
         """float32 [N, dim] unit vectors of prepared photos [N, 3, size, size] (one network call)."""
+        return _unit_rows(self._features(pixels, self.flip), len(pixels), self.flip)
+
+    @property
+    def query_config(self) -> dict[str, Any]:
+        """The config of the query side `embed_prepared_sides` gives: `for_queries()`'s without its INT8 twin."""
+        return {**self.config, "flip": QUERY_MIRROR}
+
+    def embed_prepared_sides(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`embed_prepared`'s rows, and the same photos as search embeds a query (with the mirror image only when
+        QUERY_MIRROR says so), from the one network call: the build's fits query the catalog with the second
+        (issue 38). The same array twice where both sides embed alike."""
+        features = self._features(pixels, self.flip or QUERY_MIRROR)
+        catalog = _unit_rows(features, len(pixels), self.flip)
+        return catalog, catalog if self.flip == QUERY_MIRROR else _unit_rows(features, len(pixels), QUERY_MIRROR)
+
+    def _features(self, pixels: np.ndarray, mirror: bool) -> np.ndarray:
+        """float32 pooled features of the photos [N, dim], followed by their mirror images' when `mirror`."""
         if len(pixels) == 0:
             return np.zeros((0, self.dim), np.float32)
-        batch = np.concatenate([pixels, pixels[..., ::-1]]) if self.flip else pixels
+        batch = np.concatenate([pixels, pixels[..., ::-1]]) if mirror else pixels
         if self._onnx is not None:
-            features = self._onnx.run(batch)
-        else:
-            import torch
+            return self._onnx.run(batch)
+        import torch
 
-            from model_zoo.onnx_export import pre_logits
+        from model_zoo.onnx_export import pre_logits
 
-            with torch.inference_mode():
-                pixels_in = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-                features = pre_logits(self._net)(pixels_in).float().cpu().numpy()
-        if self.flip:
-            features = features[: len(pixels)] + features[len(pixels) :]
-        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        with torch.inference_mode():
+            pixels_in = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            return pre_logits(self._net)(pixels_in).float().cpu().numpy()
 
     def embed(self, images: Sequence[Pixels], batch_size: int | None = None) -> np.ndarray:
         """float32 [N, dim] unit vectors, one per decoded image, computed `batch_size` images at a time."""
@@ -241,6 +254,12 @@ class ProductEmbedder:
         pixels = np.stack([self.prepare(image) for image in images])
         with torch.inference_mode():
             return self._net(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()
+
+
+def _unit_rows(features: np.ndarray, count: int, with_mirror: bool) -> np.ndarray:
+    """The photos' unit vectors from `_features`: each photo's, or its and its mirror image's summed."""
+    rows = features[:count] + features[count : 2 * count] if with_mirror else features[:count]
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def _is_factory(model: Any) -> bool:

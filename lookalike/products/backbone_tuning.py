@@ -41,7 +41,7 @@ from lookalike.paths import cache_dir
 from lookalike.products.tuning_policy import MIRROR_PASS, TuneConfig, tunable
 from model_zoo.onnx_export import onnx_twin
 from model_zoo.onnx_runtime import OnnxSession
-from model_zoo.product_embedders import ProductEmbedder
+from model_zoo.product_embedders import QUERY_MIRROR, ProductEmbedder
 from model_zoo.weights import fingerprint
 
 
@@ -188,14 +188,24 @@ def tail_vectors(tail: Tail, frozen: FrozenMaps, device: str) -> np.ndarray:
     """float32 [N, dim] unit vectors of the photos whose maps `frozen` holds: each photo's features plus its
     mirror image's, normalised, as the embedder's `flip` makes them (the full network on a photo gives the
     same vector up to the maps' float16 rounding); without a mirror pass, the photo's maps flipped stand in."""
+    return tail_sides(tail, frozen, device)[0]
+
+
+def tail_sides(tail: Tail, frozen: FrozenMaps, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """`tail_vectors`, and the photos as search embeds a query (`ProductEmbedder.embed_prepared_sides`: the
+    photo's features alone, normalised, unless QUERY_MIRROR), from the same pass: what the build's similarity
+    and in-catalog fits query the catalog with (issue 38)."""
     tail.eval()
+    alone, summed = [], []
     with torch.inference_mode():
-        if frozen.mirrored is None:  # no mirror pass: the photo's maps flipped
-            features = [tail.features(a) + tail.features(a.flip(-1)) for a in _batches(frozen.maps, device)]
-        else:
-            features = [tail.features(a) + tail.features(b) for a, b in
-                        zip(_batches(frozen.maps, device), _batches(frozen.mirrored, device), strict=True)]
-    return nn.functional.normalize(torch.cat(features), dim=1).float().cpu().numpy()
+        mirrors = _batches(frozen.mirrored, device) if frozen.mirrored is not None else None
+        for maps in _batches(frozen.maps, device):
+            own = tail.features(maps)
+            # no mirror pass: the photo's maps flipped stand in for its mirror image's
+            summed.append(own + tail.features(next(mirrors) if mirrors is not None else maps.flip(-1)))
+            alone.append(own)
+    vectors, photos = (nn.functional.normalize(torch.cat(r), dim=1).float().cpu().numpy() for r in (summed, alone))
+    return vectors, vectors if QUERY_MIRROR else photos
 
 
 Epoch = Callable[[int, Tail], None]  # (epoch number from 1, the tail): called after each epoch

@@ -2,11 +2,11 @@
 
 A raw cosine (or `(1 + cos) / 2`) means nothing to a person: with these embedders an unrelated item scores
 well above the middle of that scale, not far below a near-identical one. So each build calibrates its own
-catalog: every sampled catalog photo is a query for its nearest other photos, and a logistic fit per category
-of the hit maps each pair's cosine to how often pairs that close share the category. A hit's `similarity`
-then reads as "pairs this close are of the same kind N% of the time"; the raw `cosine` and `distance` stay
-beside it. How well it holds for photos outside the catalog is measured in docs/benchmarks.md (similarity
-calibration).
+catalog: every sampled catalog photo, embedded as search embeds a query, is a query for its nearest other
+photos, and a logistic fit per category of the hit maps each pair's cosine to how often pairs that close share
+the category. A hit's `similarity` then reads as "pairs this close are of the same kind N% of the time"; the
+raw `cosine` and `distance` stay beside it. How well it holds for photos outside the catalog is measured in
+docs/benchmarks.md (similarity calibration).
 """
 
 from __future__ import annotations
@@ -75,14 +75,19 @@ class SimilarityCalibration:
         return self.categories.get(category, self.overall).score(cosine)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, labels: Sequence[str], seed: int = 0) -> SimilarityCalibration | None:
-        """Fitted on the catalog itself (leave-one-out); None for a catalog too small to say anything."""
+    def fit(cls, vectors: np.ndarray, labels: Sequence[str], seed: int = 0,
+            query_vectors: np.ndarray | None = None) -> SimilarityCalibration | None:
+        """Fitted on the catalog itself (leave-one-out); None for a catalog too small to say anything. The sampled
+        photos query `vectors` with their `query_vectors` (row for row; default: `vectors`): the photos as search
+        embeds a query, since a catalog photo's own catalog vector (averaged with its mirror image) lies closer to
+        the catalog than a real query does, and the curves fitted on it read high for real queries (issue 38)."""
         count = len(labels)
         if count < 3 or len(set(labels)) < 2:
             return None
         rng = np.random.default_rng(seed)
         queries = np.sort(rng.choice(count, size=min(SAMPLE, count), replace=False))
-        cosines, found = nearest(vectors, vectors[queries], min(NEIGHBOURS + 1, count))
+        asked = vectors if query_vectors is None else query_vectors
+        cosines, found = nearest(vectors, asked[queries], min(NEIGHBOURS + 1, count))
         others = found != queries[:, None]  # a photo is not its own neighbour
         names = np.asarray(labels)
         hit_category = names[found][others]

@@ -13,12 +13,14 @@ gets cartons. The cues say how far the query is from anything the catalog holds,
 
 A logistic fit (`fit`) maps them to the probability that the query's kind is in the catalog, fitted at build on
 the catalog itself by leave-one-category-out: every sampled catalog photo is an unknown query once, its whole
-category taken out, and a known query once, itself and a random other category taken out. Without the profile
-the weights are fitted (non-negative: closer never reads less in the catalog); with it they are fixed
-(PROFILE_WEIGHTS) and the fit sets the slope and bias. The default threshold flags KNOWN_FLAGGED of the known
-queries, or less (`choose_threshold`). A catalog of one category (or too few photos to leave categories out)
-gets a one-class rule (`kind` "one-class"): the top hit's cosine against the catalog's own nearest-photo
-cosines. Why these cues and weights, and the figures: docs/experiments/open-set.md, docs/product-search.md.
+category taken out, and a known query once, itself and a random other category taken out; each asks with its
+photo as search embeds a query (`EmbeddedCatalog.query_side`: the photo alone), not its mirror-averaged
+vector. Without the profile the weights are fitted (non-negative: closer never reads less in the catalog); with
+it they are fixed (PROFILE_WEIGHTS) and the fit sets the slope and bias. The default threshold flags
+KNOWN_FLAGGED of the known queries, or less (`choose_threshold`). A catalog of one category (or too few photos
+to leave categories out) gets a one-class rule (`kind` "one-class"): the top hit's cosine against the catalog's
+own nearest-photo cosines. Why these cues and weights, and the figures: docs/experiments/open-set.md,
+docs/product-search.md.
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ from functools import cached_property
 
 import numpy as np
 
+from lookalike.products.open_set_fit import EPS, KNOWN_FLAGGED, choose_threshold, logistic
+
+__all__ = ["KNOWN_FLAGGED", "Classifier", "InCatalog", "Spread", "choose_threshold", "fit", "query_features"]
+
 #: Catalog photos sampled as queries: as the similarity calibration (a second or two on a large catalog).
 SAMPLE = 2000
 #: Fewer leave-one-category-out queries of either side than this: the one-class rule.
 MIN_QUERIES = 8
-#: Share of the left-out known queries the default threshold flags (`choose_threshold`).
-KNOWN_FLAGGED = 0.02
 #: The one-class rule: a query as close to the catalog as this share of its own photos are to their nearest
 #: other photo scores 0.5.
 ONE_CLASS_QUANTILE = 0.02
-#: The L2 penalty of the fit (standardised features).
-C = 1.0
 FEATURES = ("top1", "centroid_z")
 PROFILE_FEATURES = (*FEATURES, "profile")
 #: The profile: softmax of this times a unit vector's logits. Its cues' weights are fixed (standardised top1,
@@ -49,7 +51,6 @@ PROFILE_FEATURES = (*FEATURES, "profile")
 PROFILE_SCALE = 3.0
 PROFILE_WEIGHTS = (1.0, 0.0, 2.0)
 CHUNK = 256
-EPS = 1e-3
 #: The smallest spread a category's cosines are measured in (near-identical photos would put any new photo
 #: thousands of units away), and the most units the feature counts.
 SPREAD_FLOOR = 0.01
@@ -145,10 +146,13 @@ def _sums(vectors: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarra
     return sums, np.bincount(codes, minlength=count)
 
 
-def _own_centroid_cos(rows: np.ndarray, codes: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Each photo's cosine to its category's centroid without it (nan: it is its category's only photo)."""
+def _own_centroid_cos(rows: np.ndarray, codes: np.ndarray, sums: np.ndarray, sizes: np.ndarray,
+                      asked: np.ndarray | None = None) -> np.ndarray:
+    """Each photo's cosine (from its `asked` row, default its own) to its category's centroid without it (nan:
+    it is its category's only photo)."""
     others = sums[codes] - rows
-    cos = np.einsum("ij,ij->i", rows, others) / np.maximum(np.linalg.norm(others, axis=1), 1e-12)
+    asked = rows if asked is None else asked
+    cos = np.einsum("ij,ij->i", asked, others) / np.maximum(np.linalg.norm(others, axis=1), 1e-12)
     return np.where(sizes[codes] > 1, cos, np.nan)
 
 
@@ -172,21 +176,24 @@ def _spread(vectors: np.ndarray, codes: np.ndarray, classes: list[str], classifi
     return Spread(classes, _unit(sums), np.asarray(table), classifier, profiles)
 
 
-def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.ndarray,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.ndarray, rng: np.random.Generator,
+          asked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features of every sampled photo as an unknown query (its category left out) and, when its category has
-    another photo, as a known one (itself and a random other category left out); labels 1 = known."""
+    another photo, as a known one (itself and a random other category left out); labels 1 = known. A photo
+    queries with its `asked` row (default: its catalog vector); what is left out is its catalog vector."""
     count = len(spread.classes)
     sums, sizes = _sums(vectors, codes, count)
+    asked = vectors if asked is None else asked
     features, labels = [], []
     for start in range(0, len(queries), CHUNK):
         rows = queries[start:start + CHUNK]
         own, n, mine = codes[rows], len(rows), np.arange(count) == codes[rows][:, None]
-        scores = vectors[rows] @ vectors.T
-        centroid_cos = vectors[rows] @ spread.centroids.T
+        scores = asked[rows] @ vectors.T
+        centroid_cos = asked[rows] @ spread.centroids.T
         profile_cos, probs = None, None
         if spread.classifier is not None:
-            unit_probs = _unit(probs := spread.classifier.probs(vectors[rows]))
+            probs = spread.classifier.probs(vectors[rows])  # what its category's summed profile holds of it
+            unit_probs = _unit(probs if asked is vectors else spread.classifier.probs(asked[rows]))
             profile_cos = unit_probs @ spread.unit_profiles.T
         unknown = np.where(codes[None, :] == own[:, None], -np.inf, scores).max(1)
         features.append(spread.features(unknown, np.where(mine, -np.inf, centroid_cos),
@@ -196,7 +203,7 @@ def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.nd
         scores[np.arange(n), rows] = -np.inf
         known = np.where(codes[None, :] == other[:, None], -np.inf, scores).max(1)
         centroid_cos[np.arange(n), other] = -np.inf
-        centroid_cos[np.arange(n), own] = _own_centroid_cos(vectors[rows], own, sums, sizes)
+        centroid_cos[np.arange(n), own] = _own_centroid_cos(vectors[rows], own, sums, sizes, asked[rows])
         if probs is not None:  # its own category's profile without it
             profile_cos[np.arange(n), other] = -np.inf
             profile_cos[np.arange(n), own] = np.einsum("ij,ij->i", unit_probs, _unit(spread.profiles[own] - probs))
@@ -206,61 +213,34 @@ def _loco(vectors: np.ndarray, codes: np.ndarray, spread: Spread, queries: np.nd
     return np.concatenate(features), np.concatenate(labels)
 
 
-def _logistic(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression with weights >= 0 (L-BFGS-B): each feature reads "closer", so the fit
-    may ignore one but never reward being farther (which the hardest left-out categories would teach it)."""
-    from scipy.optimize import minimize  # here: searching needs no scipy
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = features @ w[:-1] + w[-1]
-        residual = 1.0 / (1.0 + np.exp(-z)) - labels
-        value = np.sum(np.logaddexp(0.0, z) - labels * z) + 0.5 / C * np.sum(w[:-1] ** 2)
-        return float(value), np.r_[features.T @ residual + w[:-1] / C, residual.sum()]
-
-    count = features.shape[1]
-    fitted = minimize(loss, np.zeros(count + 1), jac=True, method="L-BFGS-B",
-                      bounds=[(0.0, None)] * count + [(None, None)])
-    return fitted.x[:-1], float(fitted.x[-1])
-
-
 def _weighted(features: np.ndarray, known: np.ndarray, fixed: bool) -> tuple[np.ndarray, float]:
     """The fit's weights: all fitted, or PROFILE_WEIGHTS times a fitted slope (`fixed`, the profile cue)."""
     if not fixed:
-        return _logistic(features, known)
+        return logistic(features, known)
     direction = np.asarray(PROFILE_WEIGHTS)
-    slope, bias = _logistic(features @ direction[:, None], known)
+    slope, bias = logistic(features @ direction[:, None], known)
     return slope[0] * direction, bias
 
 
-def choose_threshold(known: np.ndarray, unknown: np.ndarray) -> float:
-    """The score below which KNOWN_FLAGGED of the left-out known queries fall (the rate at which a shopper's
-    photo of something the shop sells is told "nothing like this"), or lower: the cut that best tells the two
-    sides apart, when that is lower (two sides apart, it is midway between them). Not the balanced optimum
-    alone: the left-out categories are the hardest unknowns there are (oat milk left out of a catalog with soy
-    milk), so the balance between them flags a fifth of real queries, while a real query from elsewhere (a
-    watch in a grocery catalog) scores far below either."""
-    candidates = np.unique(np.concatenate([known, unknown]))
-    cuts = np.r_[candidates[0] - EPS, (candidates[1:] + candidates[:-1]) / 2, candidates[-1] + EPS]
-    balanced = (known[None, :] >= cuts[:, None]).mean(1) + (unknown[None, :] < cuts[:, None]).mean(1)
-    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
-    return float(min(np.quantile(known, KNOWN_FLAGGED), cuts[best[len(best) // 2]]))
-
-
-def fit(vectors: np.ndarray, labels: Sequence[str], seed: int = 0,
-        classifier: Classifier | None = None) -> tuple[Spread, InCatalog] | None:
+def fit(vectors: np.ndarray, labels: Sequence[str], seed: int = 0, classifier: Classifier | None = None,
+        query_vectors: np.ndarray | None = None) -> tuple[Spread, InCatalog] | None:
     """The in-catalog decision fitted on the catalog itself (with the class-profile cue when `classifier` is
-    given); None for a catalog of fewer than 3 photos."""
+    given); None for a catalog of fewer than 3 photos. The sampled photos query with their `query_vectors` (row
+    for row; default: `vectors`), the photos as search embeds a query: a catalog photo's mirror-averaged vector
+    lies closer to the catalog than a real query, so a threshold fitted on it flags more real known queries
+    than KNOWN_FLAGGED (issue 38). The centroids and their spreads stay the catalog's own."""
     from sklearn.metrics import roc_auc_score  # here: searching needs no sklearn
 
     if len(labels) < 3:
         return None
     vectors = np.asarray(vectors, np.float64)
+    asked = vectors if query_vectors is None else np.asarray(query_vectors, np.float64)
     classes, codes = np.unique(np.asarray(labels), return_inverse=True)
     spread = _spread(vectors, codes, [str(c) for c in classes], classifier)
     rng = np.random.default_rng(seed)
     queries = np.sort(rng.choice(len(codes), size=min(SAMPLE, len(codes)), replace=False))
     if len(classes) > 1:
-        features, known = _loco(vectors, codes, spread, queries, rng)
+        features, known = _loco(vectors, codes, spread, queries, rng, asked)
         if min(known.sum(), (1 - known).sum()) >= MIN_QUERIES:
             mean, scale = features.mean(0), np.maximum(features.std(0), EPS)
             weights, bias = _weighted((features - mean) / scale, known, classifier is not None)
@@ -273,16 +253,18 @@ def fit(vectors: np.ndarray, labels: Sequence[str], seed: int = 0,
                       "known_flagged": round(float((inside < threshold).mean()), 4),
                       "unknown_flagged": round(float((outside < threshold).mean()), 4)}
             return spread, InCatalog("loco", weights, bias, mean, scale, threshold, report, spread.names)
-    return spread, _one_class(vectors, queries, len(classes), spread.names)
+    return spread, _one_class(vectors, queries, len(classes), spread.names, asked)
 
 
-def _one_class(vectors: np.ndarray, queries: np.ndarray, categories: int, names: tuple[str, ...]) -> InCatalog:
-    """A catalog with nothing to leave out: the top hit's cosine against the catalog's own nearest-photo cosines,
-    0.5 at their ONE_CLASS_QUANTILE, rising by one unit of logit per quarter of their spread."""
+def _one_class(vectors: np.ndarray, queries: np.ndarray, categories: int, names: tuple[str, ...],
+               asked: np.ndarray) -> InCatalog:
+    """A catalog with nothing to leave out: the top hit's cosine against the catalog's own nearest-photo cosines
+    (each photo asking with its `asked` row), 0.5 at their ONE_CLASS_QUANTILE, rising by one unit of logit per
+    quarter of their spread."""
     nearest_other = np.empty(len(queries))
     for start in range(0, len(queries), CHUNK):
         rows = queries[start:start + CHUNK]
-        scores = vectors[rows] @ vectors.T
+        scores = asked[rows] @ vectors.T
         scores[np.arange(len(rows)), rows] = -np.inf
         nearest_other[start:start + len(rows)] = scores.max(1)
     cut, scale = float(np.quantile(nearest_other, ONE_CLASS_QUANTILE)), max(float(nearest_other.std()) / 4, EPS)

@@ -45,13 +45,14 @@ class EmbedActor:
                 decoded[str(digest)] = decode(self.embedder, Path(path), str(digest))
             except ImageError as exc:
                 errors[str(digest)] = str(exc)
-        fresh = embed_decoded(self.embedder, decoded)
+        fresh, queries = embed_decoded(self.embedder, decoded)
         empty = (np.zeros(self.embedder.dim, np.float32), {"width": 0, "height": 0})
         rows = [fresh.get(str(digest), empty) for digest in batch["digest"]]
         return {
             "digest": batch["digest"],
             "path": batch["path"],
             "vector": np.stack([vector for vector, _ in rows]),
+            "query_vector": np.stack([queries.get(str(digest), empty[0]) for digest in batch["digest"]]),
             "width": np.asarray([record["width"] for _, record in rows], np.int64),
             "height": np.asarray([record["height"] for _, record in rows], np.int64),
             "error": np.asarray([errors.get(str(digest), "") for digest in batch["digest"]], dtype=object),
@@ -84,17 +85,18 @@ def ray_engine(address: str | None = None) -> Engine:
                 num_cpus=0 if gpus else threads,
             )
             for batch in embedded.iter_batches(batch_size=step, batch_format="numpy"):
-                fresh, skipped = {}, []
-                for digest, path, vector, width, height, error in zip(
-                    batch["digest"], batch["path"], batch["vector"], batch["width"], batch["height"], batch["error"],
-                    strict=True,
+                fresh, queries, skipped = {}, {}, []
+                for digest, path, vector, query, width, height, error in zip(
+                    batch["digest"], batch["path"], batch["vector"], batch["query_vector"], batch["width"],
+                    batch["height"], batch["error"], strict=True,
                 ):
                     if error:
                         skipped.append({"path": str(path), "reason": str(error)})
                     else:
                         record = {"width": int(width), "height": int(height)}
                         fresh[str(digest)] = (np.asarray(vector, np.float32), record)
-                yield len(batch["digest"]), fresh, skipped
+                        queries[str(digest)] = np.asarray(query, np.float32)
+                yield len(batch["digest"]), fresh, queries, skipped
         finally:
             if started_here:
                 ray.shutdown()

@@ -5,7 +5,8 @@ run the same decoding, frozen pass, training and skipped-file report, with the s
 The frozen stages run once per photo and its mirror image (`frozen_catalog`, decoding as the build's embedding
 does, gallery thumbnail included); the same maps train the last stages and then give the catalog's vectors
 (`backbone_tuning.tail_vectors`), so tuning adds the training epochs to a build, not a second pass of the
-network. The tuned weights go into the index (`index.TUNED_BACKBONE`), so search loads them from there and no
+network (the same pass gives the query-side vectors the build's fits query with: `tail_sides`). The tuned
+weights go into the index (`index.TUNED_BACKBONE`), so search loads them from there and no
 checkpoint has to be carried beside it.
 
 When to tune, the settings and their defaults are `lookalike.products.tuning_policy`'s (re-exported here, where
@@ -127,7 +128,7 @@ def tune_catalog(
     through the frozen stages, then of each epoch."""
     import torch
 
-    from lookalike.products.backbone_tuning import Tail, tail_vectors, train_tail, tuned_state
+    from lookalike.products.backbone_tuning import Tail, tail_sides, train_tail, tuned_state
 
     config = config or TuneConfig()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -144,13 +145,14 @@ def tune_catalog(
     log.info("frozen stages: %d photos in %.0f s (%d skipped)", len(kept), frozen_seconds, len(read.skipped))
     trained = train_tail(tail, read.frozen.maps, [items[n].category for n in kept],
                          [items[n].product_id for n in kept], config, device, on_epoch=epoch_done)
-    vectors = tail_vectors(tail, read.frozen, device)
+    vectors, query_vectors = tail_sides(tail, read.frozen, device)
     embedded = EmbeddedCatalog(
         items=[items[n] for n in kept],
         vectors=vectors.astype(np.float32, copy=False),
         digests=read.digests,
         sizes=read.sizes,
         skipped=read.skipped,
+        query_vectors=query_vectors.astype(np.float32, copy=False),
     )
     entry = {
         "reason": reason,

@@ -60,3 +60,17 @@ def test_round_trip_and_too_small_catalogs() -> None:
     assert SimilarityCalibration.from_dict(curve.to_dict()) == curve
     assert SimilarityCalibration.fit(vectors[:2], labels[:2]) is None
     assert SimilarityCalibration.fit(vectors, ["a"] * len(labels)) is None
+
+
+def test_queries_farther_than_the_catalog_get_a_curve_of_their_own() -> None:
+    """The fit's queries are the photos as search embeds them (issue 38): asking with the catalog's own vectors
+    is the default, and asking with vectors farther from the catalog (as a photo without its mirror image is)
+    moves the curve so a given cosine reads a higher share."""
+    vectors, labels = _clusters()
+    near = SimilarityCalibration.fit(vectors, labels)
+    assert SimilarityCalibration.fit(vectors, labels, query_vectors=vectors) == near
+    rng = np.random.default_rng(5)
+    farther = vectors + 0.3 * rng.normal(size=vectors.shape).astype(np.float32)
+    farther /= np.linalg.norm(farther, axis=1, keepdims=True)
+    far = SimilarityCalibration.fit(vectors, labels, query_vectors=farther)
+    assert far.score(0.5, "a") > near.score(0.5, "a")

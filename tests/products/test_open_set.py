@@ -209,3 +209,25 @@ def test_an_embedder_with_a_classifier_keeps_it_in_the_index(tiny_catalog: Path,
     assert searcher.search(known, top_k=3).in_catalog is True
     assert searcher.search(grey, top_k=3).in_catalog_score < searcher.search(known, top_k=3).in_catalog_score
     searcher.close()
+
+
+def test_fitted_on_queries_embedded_as_search_embeds_them_the_threshold_keeps_its_rate() -> None:
+    """Issue 38: the catalog's vectors lie closer to the catalog than a real query does (the mirror image
+    averaged in); fitted with them as queries the threshold flags several times KNOWN_FLAGGED of real known
+    queries, fitted with the photos as search embeds them (`query_vectors`) about KNOWN_FLAGGED."""
+    def noisy(rows: np.ndarray, seed: int) -> np.ndarray:
+        rows = rows + 0.12 * np.random.default_rng(seed).normal(size=rows.shape)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    photos, names = _blobs(8, 260)
+    shelf = np.arange(len(names)) % 260 < 60
+    catalog, labels = photos[shelf], [name for name, kept in zip(names, shelf, strict=True) if kept]
+    fresh = noisy(photos[~shelf], 2)  # new photos of the same kinds, as search embeds them
+    rates = []
+    for asked in (None, noisy(catalog, 1)):
+        spread, decision = open_set.fit(catalog, labels, query_vectors=asked)
+        score = decision.score(open_set.query_features(spread, (fresh @ catalog.T).max(1), fresh))
+        rates.append((score < decision.threshold).mean())
+    assert rates[0] > 3 * open_set.KNOWN_FLAGGED and rates[1] < 2 * open_set.KNOWN_FLAGGED
+    same = open_set.fit(catalog, labels, query_vectors=catalog)[1]
+    assert same.threshold == open_set.fit(catalog, labels)[1].threshold

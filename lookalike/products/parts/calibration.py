@@ -20,7 +20,8 @@ class Calibration(Part):
 
     @classmethod
     def write(cls, build: BuildContext, folder: Path) -> dict | None:
-        fitted = SimilarityCalibration.fit(build.embedded.vectors, build.labels)
+        fitted = SimilarityCalibration.fit(build.embedded.vectors, build.labels,
+                                           query_vectors=build.embedded.query_side)
         return fitted.to_dict() if fitted else None
 
     @classmethod

@@ -47,7 +47,8 @@ class OpenSet(Part):
 
     @classmethod
     def write(cls, build: BuildContext, folder: Path) -> dict | None:
-        fitted = fit(build.embedded.vectors, build.labels, classifier=cls.classifier(build.embedder))
+        fitted = fit(build.embedded.vectors, build.labels, classifier=cls.classifier(build.embedder),
+                     query_vectors=build.embedded.query_side)
         if fitted is None:
             return None
         spread, decision = fitted
